@@ -1,0 +1,34 @@
+# Set-up is keyed on the content of requirements.txt and of this file's install recipe:
+# a second `make setup` with nothing changed does nothing.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DAVIS_INTERACTIVE := davisinteractive==1.0.4
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt | sha1sum | cut -c1-12)
+
+.PHONY: setup test demo lint clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# davisinteractive's sdist imports numpy and Cython in setup.py: they go first.
+	$(PY) -m pip install --quiet $$(grep -E '^(numpy|Cython)==' requirements.txt)
+	$(PY) -m pip install --quiet -r requirements.txt
+	# Its setup.py pins scikit-learn==0.20.3 (no wheel for 3.11): install without its
+	# declared dependencies; the real ones are pinned in requirements.txt.
+	$(PY) -m pip install --quiet --no-build-isolation --no-deps $(DAVIS_INTERACTIVE)
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) demo.py
+
+lint: setup
+	$(PY) -m ruff check .
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Small pieces every package uses: device resolution and atomic file writes."""

@@ -1,0 +1,550 @@
+"""A synthetic DAVIS-layout benchmark for interactive VOS and frame recommendation.
+
+    python -m datasets.synthetic --root data/synthetic --train 24 --val 12 --frames 40 --seed 0
+
+writes, under ``root``, exactly what a DAVIS root holds (``JPEGImages/480p``, ``Annotations/480p``
+palette PNGs with the DAVIS palette, ``Scribbles/<seq>/001..003.json``, ``ImageSets/2017/{train,val}.txt``)
+plus ``metadata.json`` for registration (:mod:`datasets.layout`). Sequences are named
+``syn-train-000``, ``syn-val-000``, ...
+
+What a sequence shows. A textured background (multi-scale noise plus static clutter, some of it in
+the objects' colours) filmed by a panning, slightly zooming and rolling camera; 1-3 elongated,
+textured objects (bars, ellipses, irregular polygons, thick curved strokes: never discs, because
+the davisinteractive robot cannot scribble a blob) that move along smooth paths, rotate, scale,
+stretch and bend, under a global lighting that drifts and a shadow band that sweeps the scene.
+
+What makes some frames hard, so that the choice of the next frame to annotate matters:
+
+- occlusion: paths are bent so that objects cross each other (one hides part of the other);
+- exits: most objects leave the frame and re-enter later (some enter after the first frame), so
+  a propagation-based VOS loses them and must re-detect them;
+- fast motion bursts: each object has one or two short bursts of speed (with extra rotation and
+  motion blur of the image, not of the ground truth), where optical flow and mask warping break;
+- appearance change: per-object colour drift plus an abrupt change of colour on some objects,
+  global lighting flashes and the shadow band, so that appearance models built on the annotated
+  frame stop matching;
+- distractors: background clutter in the objects' colours.
+
+These events happen at different times for different objects, so a VOS backend's errors
+concentrate on a few frames, and annotating one of them helps far more than annotating a frame
+that the backend already segments well.
+
+Initial scribbles are made like DAVIS' human ones are replayed by the benchmark: the real
+davisinteractive robot (``min_nb_nodes=4``) draws on one frame against an empty prediction, a
+different frame for each of the 3 files, chosen among frames where every object is well visible;
+a frame where the robot misses an object is replaced by another. The robot's wall-clock
+``start_time``/``end_time`` are replaced by the stroke's index (``start_time = k``, ``end_time = k + 1``).
+
+Deterministic: the same arguments give byte-identical files. Each sequence has its own random
+generator seeded from (seed, split, index), so a sequence does not depend on how many others are
+generated.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+from scipy.interpolate import CubicSpline
+from tqdm import tqdm
+
+from datasets.layout import METADATA_FILE, RESOLUTION, DatasetError, DatasetSpec, read_metadata, write_metadata
+
+log = logging.getLogger(__name__)
+
+NUM_SCRIBBLES = 3
+JPEG_QUALITY = 90
+_SPLIT_CODE = {"train": 0, "val": 1}
+_SHAPES = ("bar", "ellipse", "polygon", "curve")
+_MAX_ATTEMPTS = 8
+
+
+# -- DAVIS palette and file writers -----------------------------------------------------------
+def davis_palette() -> list[int]:
+    """The DAVIS (PASCAL VOC) palette: 256 RGB triples, flattened (768 ints)."""
+    pal = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal += [r, g, b]
+    return pal
+
+
+_PALETTE = davis_palette()
+
+
+def palette_png_bytes(ids: np.ndarray) -> bytes:
+    """PNG bytes of ``ids`` ((H, W) uint8 object ids) as a palette image with the DAVIS palette."""
+    im = Image.fromarray(np.ascontiguousarray(ids, dtype=np.uint8))
+    im.putpalette(_PALETTE)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    """JPEG bytes of ``rgb`` ((H, W, 3) uint8) with fixed settings and no metadata."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+# -- random smooth signals ----------------------------------------------------------------------
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cell: float, channels: int = 1) -> np.ndarray:
+    """(H, W, C) float32 in about [0, 1]: random values on a grid of ``cell`` pixels, bicubic-upsampled."""
+    H, W = shape
+    gh, gw = max(2, int(np.ceil(H / cell)) + 1), max(2, int(np.ceil(W / cell)) + 1)
+    small = rng.random((gh, gw, channels)).astype(np.float32)
+    big = cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC)
+    return big.reshape(H, W, channels)
+
+
+def _smooth_1d(rng: np.random.Generator, T: int, n_terms: int = 3, period: tuple[float, float] = (0.5, 2.0)) -> np.ndarray:
+    """(T,) sum of random sinusoids, about in [-1, 1], periods in units of the sequence length."""
+    t = np.arange(T) / max(T - 1, 1)
+    out = np.zeros(T)
+    for _ in range(n_terms):
+        p = rng.uniform(*period)
+        out += np.sin(2 * np.pi * t / p + rng.uniform(0, 2 * np.pi))
+    return out / n_terms
+
+
+def _random_colour(rng: np.random.Generator, sat=(0.45, 1.0), val=(0.45, 1.0)) -> np.ndarray:
+    """(3,) float32 RGB in [0, 255] from a random hue."""
+    hsv = np.uint8([[[rng.integers(0, 180), int(255 * rng.uniform(*sat)), int(255 * rng.uniform(*val))]]])
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
+
+
+# -- scene description --------------------------------------------------------------------------
+@dataclass
+class _Object:
+    outline: np.ndarray   # (N, 2) local points, major axis along x, centred, pixels at scale 1
+    half_len: float       # half of the major axis, pixels
+    texture: np.ndarray   # (S, S, 3) uint8, centred on the object's origin
+    pos: np.ndarray       # (T, 2) centre in frame pixels (x, y)
+    angle: np.ndarray     # (T,) radians
+    scale: np.ndarray     # (T,)
+    stretch: np.ndarray   # (T,) extra scale along the major axis
+    bend: np.ndarray      # (T,) bending amplitude, fraction of half_len
+    gain: np.ndarray      # (T, 3) colour multipliers (drift and abrupt changes)
+    speed: np.ndarray     # (T, 2) screen velocity, pixels per frame (for motion blur)
+
+
+@dataclass
+class _Scene:
+    background: np.ndarray  # (BH, BW, 3) uint8, larger than the frame
+    margin: tuple[int, int]  # (mx, my)
+    cam_shift: np.ndarray   # (T, 2) pixels
+    cam_zoom: np.ndarray    # (T,)
+    cam_roll: np.ndarray    # (T,) degrees
+    light: np.ndarray       # (T,) global gain
+    band_axis: int          # 0: band varies along x, 1: along y
+    band_centre: np.ndarray  # (T,) pixels
+    band_width: float
+    band_depth: float
+    objects: list[_Object]  # back to front
+
+
+def _outline(rng: np.random.Generator, kind: str, L: float) -> np.ndarray:
+    """(N, 2) float64 outline of an elongated shape with half-length ``L`` along x."""
+    if kind == "bar":
+        r = L * rng.uniform(1 / 7, 1 / 3.5)  # half width; full aspect 3.5..7
+        xs = np.linspace(-(L - r), L - r, 16)
+        arc = np.linspace(-np.pi / 2, np.pi / 2, 12)
+        top = np.stack([xs, np.full_like(xs, -r)], 1)
+        right = np.stack([(L - r) + r * np.cos(arc), r * np.sin(arc)], 1)
+        bottom = np.stack([xs[::-1], np.full_like(xs, r)], 1)
+        left = np.stack([-(L - r) - r * np.cos(arc), -r * np.sin(arc)], 1)
+        return np.concatenate([top, right, bottom, left])
+    if kind == "ellipse":
+        b = L * rng.uniform(0.22, 0.4)
+        a = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+        return np.stack([L * np.cos(a), b * np.sin(a)], 1)
+    if kind == "polygon":
+        n = int(rng.integers(5, 9))
+        a = np.sort(rng.uniform(0, 2 * np.pi, n))
+        rad = rng.uniform(0.75, 1.0, n)
+        b = L * rng.uniform(0.25, 0.45)
+        pts = np.stack([L * rad * np.cos(a), b * rad * np.sin(a)], 1)
+        # keep the full extent along x so the shape stays elongated
+        return pts * np.array([L / max(np.abs(pts[:, 0]).max(), 1e-6), 1.0])
+    # thick curved stroke: an arc or an S around the x axis
+    half_t = L * rng.uniform(0.12, 0.2)
+    x = np.linspace(-L, L, 24)
+    u = x / L
+    y = L * (rng.uniform(-0.35, 0.35) * u ** 2 + rng.uniform(-0.2, 0.2) * np.sin(np.pi * u))
+    dy = np.gradient(y, x)
+    nrm = np.stack([-dy, np.ones_like(dy)], 1) / np.sqrt(1 + dy ** 2)[:, None]
+    centre = np.stack([x, y], 1)
+    return np.concatenate([centre + half_t * nrm, (centre - half_t * nrm)[::-1]])
+
+
+def _texture(rng: np.random.Generator, size: int, base: np.ndarray) -> np.ndarray:
+    """(size, size, 3) uint8: stripes, spots and noise around colour ``base``."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    th = rng.uniform(0, np.pi)
+    freq = rng.uniform(3, 9) * 2 * np.pi / size
+    stripes = 0.5 + 0.5 * np.sin(freq * (xx * np.cos(th) + yy * np.sin(th)))
+    noise = _smooth_noise(rng, (size, size), max(size / 8, 2), 1)[..., 0]
+    pattern = 0.55 * stripes + 0.45 * noise
+    second = _random_colour(rng)
+    mix = rng.uniform(0.1, 0.35)
+    col = base * (1 - mix) + second * mix
+    tex = col[None, None, :] * (0.55 + 0.6 * pattern[..., None])
+    return np.clip(tex, 0, 255).astype(np.uint8)
+
+
+def _speed_profile(rng: np.random.Generator, T: int) -> np.ndarray:
+    """(T,) positive speed multipliers with 1-2 short bursts."""
+    v = np.ones(T)
+    t = np.arange(T)
+    for _ in range(int(rng.integers(1, 3))):
+        c = rng.uniform(0, T - 1)
+        v += rng.uniform(3, 7) * np.exp(-0.5 * ((t - c) / rng.uniform(0.6, 1.5)) ** 2)
+    return v
+
+
+def _draw_scene(rng: np.random.Generator, T: int, H: int, W: int, n_obj: int) -> _Scene:
+    S = min(H, W)
+    # camera
+    mx, my = int(0.12 * W) + 2, int(0.12 * H) + 2
+    cam_shift = np.stack([mx * 0.8 * _smooth_1d(rng, T), my * 0.8 * _smooth_1d(rng, T)], 1)
+    cam_zoom = 1.0 + 0.05 * (1 + _smooth_1d(rng, T, 2))
+    cam_roll = 2.0 * _smooth_1d(rng, T, 2)
+    # lighting: slow drift, 0-2 flashes, a sweeping shadow band
+    light = 1.0 + 0.12 * _smooth_1d(rng, T, 2)
+    t = np.arange(T)
+    for _ in range(int(rng.integers(0, 3))):
+        c = int(rng.integers(0, T))
+        light += rng.choice([-1, 1]) * rng.uniform(0.25, 0.45) * np.where(t >= c, np.exp(-(t - c) / 1.5), 0)
+    band_axis = int(rng.integers(0, 2))
+    extent = W if band_axis == 0 else H
+    band_centre = np.linspace(*(rng.permutation([-0.2 * extent, 1.2 * extent])), T)
+    band_width = rng.uniform(0.08, 0.2) * extent
+    band_depth = rng.uniform(0.25, 0.5)
+
+    # objects
+    objects: list[_Object] = []
+    colours = [_random_colour(rng) for _ in range(n_obj)]
+    for k in range(n_obj):
+        kind = _SHAPES[int(rng.integers(0, len(_SHAPES)))]
+        L = rng.uniform(0.16, 0.3) * S
+        outline = _outline(rng, kind, L)
+        tex = _texture(rng, int(np.ceil(2.6 * L)) | 1, colours[k])
+        speed = _speed_profile(rng, T)
+        n_ctrl = max(4, T // 6 + 2)
+        ctrl = np.stack([rng.uniform(0.12, 0.88, n_ctrl) * W, rng.uniform(0.15, 0.85, n_ctrl) * H], 1)
+        scale0 = rng.uniform(0.8, 1.1)
+        # exits: push one control point (sometimes the first: the object enters late) out of the frame
+        if rng.random() < 0.7:
+            j = 0 if rng.random() < 0.2 else int(rng.integers(1, n_ctrl))
+            out = 1.6 * L * scale0 * 1.3
+            side = int(rng.integers(0, 4))
+            x, y = ctrl[j]
+            ctrl[j] = [(-out, y), (W + out, y), (x, -out), (x, H + out)][side]
+        s = np.cumsum(speed) - speed[0]
+        s = s / max(s[-1], 1e-6) * (n_ctrl - 1)
+        pos = CubicSpline(np.arange(n_ctrl), ctrl, bc_type="natural")(s)
+        omega = rng.uniform(-0.06, 0.06) * (rng.choice([-1, 1]) if rng.random() < 0.3 else 1)
+        angle = rng.uniform(0, np.pi) + np.cumsum(omega * speed) + 0.3 * _smooth_1d(rng, T, 2)
+        scale = scale0 * (1 + 0.2 * _smooth_1d(rng, T, 2)) * np.linspace(1, rng.uniform(0.8, 1.3), T)
+        stretch = 1 + 0.12 * _smooth_1d(rng, T, 2)
+        bend = 0.25 * _smooth_1d(rng, T, 2, (0.3, 1.2))
+        g0, g1 = rng.uniform(0.75, 1.25, 3), rng.uniform(0.75, 1.25, 3)
+        gain = g0[None] + (g1 - g0)[None] * np.linspace(0, 1, T)[:, None]
+        if rng.random() < 0.5:  # abrupt appearance change
+            c = int(rng.integers(1, max(T, 2)))
+            gain[c:] *= rng.uniform(0.55, 1.45, 3)[None]
+        objects.append(_Object(outline, L, tex, pos, angle, scale, stretch, bend, gain, np.zeros((T, 2))))
+    # occlusions: bend each later object's path so that it crosses an earlier one while visible
+    for k in range(1, n_obj):
+        if rng.random() < 0.85:
+            a = objects[int(rng.integers(0, k))]
+            inside = np.flatnonzero((a.pos[:, 0] > 0) & (a.pos[:, 0] < W) & (a.pos[:, 1] > 0) & (a.pos[:, 1] < H))
+            if len(inside):
+                tc = int(rng.choice(inside))
+                b = objects[k]
+                delta = a.pos[tc] + rng.uniform(-0.15, 0.15, 2) * b.half_len - b.pos[tc]
+                sigma = max(T / 6, 1.0)
+                b.pos = b.pos + delta[None] * np.exp(-0.5 * ((t - tc) / sigma) ** 2)[:, None]
+    for o in objects:
+        o.speed = np.gradient(o.pos, axis=0) if T > 1 else np.zeros((T, 2))
+    order = rng.permutation(n_obj)
+
+    # background: multi-scale coloured noise, then clutter (some in the objects' colours)
+    BH, BW = H + 2 * my, W + 2 * mx
+    c1, c2 = _random_colour(rng, (0.1, 0.7), (0.25, 0.9)), _random_colour(rng, (0.1, 0.7), (0.25, 0.9))
+    n1 = _smooth_noise(rng, (BH, BW), S / 2.5, 1)
+    n2 = _smooth_noise(rng, (BH, BW), S / 10, 3)
+    n3 = _smooth_noise(rng, (BH, BW), max(S / 40, 2), 1)
+    mix = np.clip(0.6 * n1 + 0.4 * n3, 0, 1)
+    bg = c1 * (1 - mix) + c2 * mix + 60 * (n2 - 0.5)
+    bg = np.clip(bg, 0, 255).astype(np.uint8)
+    for _ in range(int(rng.integers(4, 11))):
+        col = colours[int(rng.integers(0, n_obj))] if rng.random() < 0.35 else _random_colour(rng)
+        col = tuple(float(v) * rng.uniform(0.7, 1.1) for v in col)
+        cx, cy = rng.uniform(0, BW), rng.uniform(0, BH)
+        if rng.random() < 0.5:
+            a = rng.uniform(0, np.pi)
+            ln = rng.uniform(0.1, 0.4) * S
+            p0 = (int(cx - ln * np.cos(a)), int(cy - ln * np.sin(a)))
+            p1 = (int(cx + ln * np.cos(a)), int(cy + ln * np.sin(a)))
+            cv2.line(bg, p0, p1, col, max(1, int(rng.uniform(0.01, 0.05) * S)), cv2.LINE_AA)
+        else:
+            axes = (max(1, int(rng.uniform(0.03, 0.15) * S)), max(1, int(rng.uniform(0.02, 0.06) * S)))
+            cv2.ellipse(bg, (int(cx), int(cy)), axes, float(rng.uniform(0, 180)), 0, 360, col, -1, cv2.LINE_AA)
+    bg = cv2.GaussianBlur(bg, (3, 3), 0)
+    return _Scene(bg, (mx, my), cam_shift, cam_zoom, cam_roll, light, band_axis, band_centre, band_width,
+                  band_depth, [objects[i] for i in order])
+
+
+# -- rendering ------------------------------------------------------------------------------------
+def _object_points(o: _Object, t: int) -> np.ndarray:
+    """(N, 2) float64 outline of object ``o`` in frame pixels at frame ``t``."""
+    p = o.outline.copy()
+    u = p[:, 0] / o.half_len
+    p[:, 1] += o.bend[t] * o.half_len * (u ** 2 - 1 / 3)
+    p[:, 0] *= o.stretch[t]
+    c, s = np.cos(o.angle[t]), np.sin(o.angle[t])
+    R = np.array([[c, -s], [s, c]]) * o.scale[t]
+    return p @ R.T + o.pos[t]
+
+
+def _render_frame(scene: _Scene, t: int, H: int, W: int, noise_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Frame ``t``: ((H, W, 3) uint8 RGB, (H, W) uint8 object ids, 1..K in the order objects were drawn)."""
+    mx, my = scene.margin
+    M = cv2.getRotationMatrix2D((W / 2, H / 2), float(scene.cam_roll[t]), 1.0 / float(scene.cam_zoom[t]))
+    M[:, 2] += (mx + scene.cam_shift[t, 0], my + scene.cam_shift[t, 1])
+    img = cv2.warpAffine(scene.background, M, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+    ids = np.zeros((H, W), np.uint8)
+    for o_id, o in enumerate(scene.objects, 1):
+        pts = _object_points(o, t)
+        v = o.speed[t]
+        blur = int(min(np.hypot(*v) * 0.25, 0.04 * max(H, W)))
+        pad = blur + 2
+        x0, y0 = np.floor(pts.min(0)).astype(int) - pad
+        x1, y1 = np.ceil(pts.max(0)).astype(int) + pad
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        bw, bh = x1 - x0, y1 - y0
+        alpha = np.zeros((bh, bw), np.uint8)
+        cv2.fillPoly(alpha, [np.round((pts - (x0, y0)) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        if not alpha.any():
+            continue
+        # texture follows the object's rigid motion (rotation, scale, translation)
+        S = o.texture.shape[0]
+        c, s = np.cos(o.angle[t]), np.sin(o.angle[t])
+        A = np.array([[c, -s], [s, c]]) * o.scale[t]
+        off = o.pos[t] - (x0, y0) - A @ np.array([S / 2, S / 2])
+        tex = cv2.warpAffine(o.texture, np.hstack([A, off[:, None]]), (bw, bh), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REFLECT)
+        a = alpha.astype(np.float32) / 255.0
+        col = tex.astype(np.float32) * o.gain[t].astype(np.float32)[None, None] * a[..., None]
+        if blur >= 3:  # motion blur of the image along the velocity (not of the ground truth)
+            k = np.zeros((2 * blur + 1, 2 * blur + 1), np.float32)
+            d = v / max(np.hypot(*v), 1e-6)
+            cv2.line(k, (int(round(blur - d[0] * blur)), int(round(blur - d[1] * blur))),
+                     (int(round(blur + d[0] * blur)), int(round(blur + d[1] * blur))), 1.0, 1)
+            k /= k.sum()
+            col = cv2.filter2D(col, -1, k, borderType=cv2.BORDER_CONSTANT)
+            a = cv2.filter2D(a, -1, k, borderType=cv2.BORDER_CONSTANT)
+        region = img[y0:y1, x0:x1]
+        region *= (1 - a)[..., None]
+        region += col
+        ids[y0:y1, x0:x1][alpha >= 128] = o_id  # drawn back to front: later objects occlude
+    # lighting: global gain and a sweeping shadow band
+    coord = np.arange(W if scene.band_axis == 0 else H, dtype=np.float32)
+    band = 1 - scene.band_depth * np.exp(-0.5 * ((coord - scene.band_centre[t]) / scene.band_width) ** 2)
+    band = band[None, :, None] if scene.band_axis == 0 else band[:, None, None]
+    img *= band * np.float32(scene.light[t])
+    img += noise_rng.normal(0, 3.0, (H, W, 1)).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8), ids
+
+
+# -- scribbles ------------------------------------------------------------------------------------
+def _robot_scribble(robot, seq: str, gt: np.ndarray, n_obj: int) -> list[dict] | None:
+    """Strokes the robot draws on ``gt`` ((H, W) uint8 ids) against an empty prediction, with the
+    time stamps replaced by the stroke index; None if some object gets no stroke."""
+    out = robot.interact(seq, np.zeros((1,) + gt.shape, np.int64), gt[None].astype(np.int64),
+                         nb_objects=n_obj, frame=0)
+    strokes = out["scribbles"][0]
+    if {s["object_id"] for s in strokes} != set(range(1, n_obj + 1)):
+        return None
+    for k, s in enumerate(strokes):
+        s["start_time"], s["end_time"] = float(k), float(k + 1)
+    return strokes
+
+
+def _choose_scribbles(rng: np.random.Generator, robot, seq: str, ids: np.ndarray, n_obj: int,
+                      min_area: int) -> list[tuple[int, list[dict]]] | None:
+    """[(frame, strokes)] for NUM_SCRIBBLES distinct frames where every object is well visible and
+    gets a robot stroke; None if there are not enough such frames."""
+    T = len(ids)
+    areas = np.stack([np.bincount(f.ravel(), minlength=256)[1:n_obj + 1] for f in ids])  # (T, K)
+    if (areas.max(0) < min_area).any():
+        return None
+    rel = areas / areas.max(0, keepdims=True)
+    for frac in (0.5, 0.3, 0.0):
+        ok = np.flatnonzero(((rel >= frac) & (areas >= min_area)).all(1))
+        if len(ok) >= NUM_SCRIBBLES:
+            break
+    else:
+        return None
+    chosen: list[tuple[int, list[dict]]] = []
+    todo = [int(f) for f in rng.permutation(ok)]
+    gap = max(1, T // 6)  # spread the files over the sequence when the candidates allow it
+    while todo and len(chosen) < NUM_SCRIBBLES:
+        far = [f for f in todo if all(abs(f - g) >= gap for g, _ in chosen)]
+        f = (far or todo)[0]
+        todo.remove(f)
+        strokes = _robot_scribble(robot, seq, ids[f], n_obj)
+        if strokes is not None:
+            chosen.append((f, strokes))
+    if len(chosen) == NUM_SCRIBBLES:
+        return chosen
+    log.debug("%s: robot found strokes for every object on only %d frames of %d", seq, len(chosen), T)
+    return None
+
+
+# -- generation -----------------------------------------------------------------------------------
+def _sequence_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, _SPLIT_CODE[split], index]))
+
+
+def render_sequence(seed: int, split: str, index: int, frames: int, height: int, width: int,
+                    objects: tuple[int, int] = (1, 3), robot=None) -> tuple[np.ndarray, np.ndarray, list]:
+    """One synthetic sequence in memory.
+
+    Returns (images (T, H, W, 3) uint8 RGB, ids (T, H, W) uint8 object ids 0..K,
+    scribbles: NUM_SCRIBBLES lists of T per-frame stroke lists in davisinteractive's format).
+    """
+    from datasets.davis_compat import robot_for
+
+    robot = robot or robot_for(min_nb_nodes=4)
+    seq = sequence_name(split, index)
+    rng = _sequence_rng(seed, split, index)
+    lo, hi = objects
+    min_area = max(50, int(0.002 * height * width))
+    for attempt in range(_MAX_ATTEMPTS):
+        n_obj = int(rng.integers(lo, hi + 1))
+        scene = _draw_scene(rng, frames, height, width, n_obj)
+        noise_rng = np.random.default_rng(rng.integers(0, 2 ** 63))
+        rendered = [_render_frame(scene, t, height, width, noise_rng) for t in range(frames)]
+        ids = np.stack([r[1] for r in rendered])
+        chosen = _choose_scribbles(rng, robot, seq, ids, n_obj, min_area)
+        if chosen is not None:
+            images = np.stack([r[0] for r in rendered])
+            scribbles = []
+            for f, strokes in chosen:
+                per_frame: list[list[dict]] = [[] for _ in range(frames)]
+                per_frame[f] = strokes
+                scribbles.append(per_frame)
+            return images, ids, scribbles
+        log.debug("%s: attempt %d rejected (objects not visible enough for %d scribbles)", seq, attempt, NUM_SCRIBBLES)
+    raise RuntimeError(f"{seq}: no valid scene in {_MAX_ATTEMPTS} attempts; use more frames or a larger size")
+
+
+def sequence_name(split: str, index: int) -> str:
+    return f"syn-{split}-{index:03d}"
+
+
+def _write_sequence(root: Path, seq: str, images: np.ndarray, ids: np.ndarray, scribbles: list) -> None:
+    jdir = root / "JPEGImages" / RESOLUTION / seq
+    adir = root / "Annotations" / RESOLUTION / seq
+    sdir = root / "Scribbles" / seq
+    for d in (jdir, adir, sdir):  # no stale files from an earlier, longer generation
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+    for t in range(len(images)):
+        (jdir / f"{t:05d}.jpg").write_bytes(jpeg_bytes(images[t]))
+        (adir / f"{t:05d}.png").write_bytes(palette_png_bytes(ids[t]))
+    for k, per_frame in enumerate(scribbles, 1):
+        (sdir / f"{k:03d}.json").write_text(json.dumps({"scribbles": per_frame, "sequence": seq}))
+
+
+def generate(root: str | Path, train: int = 24, val: int = 12, frames: int = 40, height: int = 480,
+             width: int = 854, seed: int = 0, objects: tuple[int, int] = (1, 3),
+             progress: bool = True) -> DatasetSpec:
+    """Write a synthetic DAVIS-layout dataset under ``root`` and return its spec.
+
+    ``train``/``val``: number of sequences per set; ``frames``: frames per sequence (>= 3);
+    ``objects``: (min, max) objects per sequence, 1 <= min <= max <= 254. Existing files of the same
+    sequences are replaced; metadata.json is written last, so an interrupted run leaves no metadata.
+    """
+    root = Path(root)
+    lo, hi = objects
+    if frames < NUM_SCRIBBLES:
+        raise ValueError(f"frames must be >= {NUM_SCRIBBLES} (one distinct frame per scribble file)")
+    if not 1 <= lo <= hi <= 254:
+        raise ValueError(f"objects must satisfy 1 <= min <= max <= 254, got {objects}")
+    if height < 32 or width < 32:
+        raise ValueError("height and width must be at least 32 pixels")
+    if train < 0 or val < 0 or train + val == 0:
+        raise ValueError("ask for at least one sequence")
+    from datasets.davis_compat import robot_for
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / METADATA_FILE).unlink(missing_ok=True)
+    robot = robot_for(min_nb_nodes=4)
+    jobs = [("train", i) for i in range(train)] + [("val", i) for i in range(val)]
+    meta: dict[str, dict] = {}
+    for split, i in tqdm(jobs, desc=f"synthetic -> {root}", unit="seq", disable=not progress):
+        seq = sequence_name(split, i)
+        images, ids, scribbles = render_sequence(seed, split, i, frames, height, width, (lo, hi), robot)
+        _write_sequence(root, seq, images, ids, scribbles)
+        meta[seq] = {"name": seq, "num_frames": frames, "num_objects": int(ids.max()),
+                     "num_scribbles": len(scribbles), "image_size": [width, height], "set": split}
+    sets = root / "ImageSets" / "2017"
+    sets.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "val"):
+        names = sorted(s for s, m in meta.items() if m["set"] == split)
+        (sets / f"{split}.txt").write_text("".join(n + "\n" for n in names))
+    write_metadata(root, meta)
+    return DatasetSpec(root.name, root, read_metadata(root))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m datasets.synthetic", description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", default="data/synthetic", help="output DAVIS-layout folder (default data/synthetic)")
+    p.add_argument("--train", type=int, default=24, help="train sequences (default 24)")
+    p.add_argument("--val", type=int, default=12, help="val sequences (default 12)")
+    p.add_argument("--frames", type=int, default=40, help="frames per sequence (default 40)")
+    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--width", type=int, default=854)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-objects", type=int, default=1)
+    p.add_argument("--max-objects", type=int, default=3)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("absl").setLevel(logging.WARNING)  # the robot logs every stroke at INFO
+    t0 = time.perf_counter()
+    try:
+        spec = generate(a.root, a.train, a.val, a.frames, a.height, a.width, a.seed,
+                        (a.min_objects, a.max_objects), progress=not a.quiet)
+    except (ValueError, DatasetError) as exc:
+        p.error(str(exc))
+    n_obj = sum(m["num_objects"] for m in spec.sequences.values())
+    log.info("wrote %d sequences (%d objects) to %s in %.1f s", len(spec.sequences), n_obj, spec.root,
+             time.perf_counter() - t0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

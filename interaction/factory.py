@@ -1,0 +1,74 @@
+"""Build the parts of a run from plain settings (scripts unpack their sacred config into these)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agent.selection import build_selector
+from interaction.loop import QualityFn, Selector
+from VOS.registry import default_min_nb_nodes, display_name
+
+log = logging.getLogger(__name__)
+
+SETTINGS = ("oracle", "wild")
+
+
+def resolve_min_nb_nodes(vos: str, min_nb_nodes: int | None) -> int:
+    """The robot's ``min_nb_nodes``: as given, else as the published scripts set it for ``vos``."""
+    return int(min_nb_nodes) if min_nb_nodes is not None else default_min_nb_nodes(vos)
+
+
+def make_quality_fn(setting: str, method: str, qa_weights: str | Path, device: torch.device,
+                    batch_size: int = 16, required: bool | None = None) -> QualityFn | None:
+    """The QA network's per-frame quality for the wild setting (None in oracle).
+
+    In the wild setting, methods that read quality (worst, ours) need the QA weights; random and
+    linspace do not, but if the weights exist the QA network still runs so that its accuracy is
+    recorded beside them.
+    """
+    if setting not in SETTINGS:
+        raise ValueError(f"setting must be one of {SETTINGS}, got '{setting}'")
+    if setting == "oracle":
+        return None
+    needs = method in ("worst", "ours") if required is None else required
+    path = Path(qa_weights)
+    if not path.is_file():
+        if needs:
+            raise FileNotFoundError(
+                f"setting=wild method={method} needs the quality-assessment network at {path}: "
+                f"train it (`python generate_data.py && python quality_assessment.py`) or place the "
+                f"published assess_net.pt there (README, 'Weights')")
+        log.info("no QA weights at %s: wild %s runs without recording QA accuracy", path, method)
+        return None
+    from agent.quality import QualityAssessor, load_quality_net
+
+    return QualityAssessor(load_quality_net(path, device), device, batch_size=batch_size)
+
+
+def make_selector(method: str, setting: str, agent_weights: str | Path, device: torch.device,
+                  greedy_candidates: int = 0) -> Selector:
+    agent = None
+    if method == "ours":
+        from agent.recommender import AgentSelector
+
+        path = Path(agent_weights)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"method=ours needs the agent's weights at {path}: train them (`python produce_reward.py && "
+                f"python pretrain_agent.py && python train_agent.py`) or place the published agent.pt there "
+                f"(README, 'Weights')")
+        agent = AgentSelector.from_weights(path, device)
+    return build_selector(method, setting=setting, agent=agent, greedy_candidates=greedy_candidates)
+
+
+def results_path(results_dir: str | Path, vos: str, setting: str, dataset_name: str, method: str) -> Path:
+    """``results/{VOS}/{setting}/{dataset}/{method}`` (VOS spelled as in the paper)."""
+    return Path(results_dir) / display_name(vos) / setting / dataset_name / method
+
+
+def describe(summary: dict[str, Any]) -> str:
+    c = summary["curve"]["J_AND_F"]
+    return f"round-AUC {summary['auc']:.4f}, J&F after round {len(c) - 1}: {c[-1]:.4f} ({summary['num_samples']} samples)"

@@ -1,0 +1,41 @@
+"""The ``ours`` frame selector: the trained agent's greedy choice (PROTOCOL.md §3, §5)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from agent.dqn import greedy_action, make_state
+from agent.qnet import load_agent
+
+
+def agent_state(ctx: Any) -> np.ndarray:
+    """(T, 2) float32 state [quality, counts] of a RoundContext (quality: GT J&F in oracle,
+    the QA prediction in wild; counts: times each frame was scribbled)."""
+    if ctx.quality is None:
+        raise ValueError("the agent needs per-frame quality (needs_quality=True) but the context has none")
+    return make_state(ctx.quality, ctx.counts)
+
+
+class AgentSelector:
+    """Selector protocol of ``interaction.loop``: argmax of the Q-values, no exploration; may
+    repeat frames. The frame is clamped to [0, T) (the session raises on out-of-range frames)."""
+
+    name = "ours"
+    needs_quality = True
+
+    def __init__(self, net: nn.Module, device: torch.device | str = "cpu") -> None:
+        self.net = net.to(device).eval()
+        self.device = device
+
+    @classmethod
+    def from_weights(cls, path: str | Path = "weights/agent.pt", device: torch.device | str = "cpu") -> AgentSelector:
+        return cls(load_agent(path, device), device)
+
+    def __call__(self, ctx: Any) -> int:
+        state = agent_state(ctx)
+        frame = greedy_action(self.net, state, self.device)
+        return int(np.clip(frame, 0, int(ctx.num_frames) - 1))

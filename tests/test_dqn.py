@@ -1,0 +1,120 @@
+"""DQN parts: schedule, targets, double-DQN selection, grouping by length, update step, replay."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from agent.dqn import (
+    ReplayBuffer,
+    Transition,
+    double_dqn_next_value,
+    dqn_loss,
+    dqn_targets,
+    epsilon,
+    make_optimizer,
+    make_state,
+    q_values,
+    td_loss,
+    update,
+)
+from agent.qnet import QNet
+
+
+def test_epsilon_schedule():
+    assert epsilon(0) == pytest.approx(0.70)
+    assert epsilon(1000) == pytest.approx(0.25 + 0.45 / math.e)
+    assert epsilon(10**6) == pytest.approx(0.25)
+
+
+def test_targets_and_loss_by_hand():
+    y_step, y_done = dqn_targets(torch.tensor([2.0, -1.0]), torch.tensor([1.0, -1.0]), torch.tensor([3.0, 0.5]))
+    torch.testing.assert_close(y_step, torch.tensor([0.95 * 2 + 0.1, -0.95 - 0.1]))
+    torch.testing.assert_close(y_done, torch.tensor([0.3, 0.05]))
+    q = torch.tensor([1.0, 0.0])
+    # ((1-2)^2 + (0-(-1.05))^2)/2 + ((1-.3)^2 + (0-.05)^2)/2
+    expected = ((1 - 2.0) ** 2 + 1.05 ** 2) / 2 + (0.7 ** 2 + 0.05 ** 2) / 2
+    assert float(dqn_loss(q, torch.tensor([2.0, -1.05]), torch.tensor([0.3, 0.05]))) == pytest.approx(expected)
+
+
+class _Column(nn.Module):
+    """Q(s)[t] = s[t, col]: a network whose Q-values are read off the state."""
+
+    def __init__(self, col):
+        super().__init__()
+        self.col = col
+
+    def forward(self, s):
+        return s[..., self.col]
+
+
+def test_double_dqn_policy_picks_target_values():
+    s1 = make_state([0.1, 0.9, 0.5], [7, 3, 1])        # policy argmax = frame 1 -> target value 3
+    s2 = make_state([0.8, 0.2], [4, 9])                 # different length; argmax 0 -> 4
+    v = double_dqn_next_value(_Column(0), _Column(1), [s1, s2], "cpu")
+    torch.testing.assert_close(v, torch.tensor([3.0, 4.0]))
+
+
+def test_grouping_by_length_matches_single_runs():
+    torch.manual_seed(0)
+    net = QNet()
+    rng = np.random.default_rng(0)
+    states = [rng.random((n, 2)).astype(np.float32) for n in (5, 3, 5, 4)]
+    got = q_values(net, states, "cpu")
+    for s, q in zip(states, got, strict=True):
+        torch.testing.assert_close(q, net(torch.from_numpy(s)[None])[0])
+
+
+def _batch(rng, n=32):
+    out = []
+    for i in range(n):
+        T = 25 if i % 3 else 10
+        s = make_state(rng.random(T), rng.integers(0, 3, T))
+        s2 = make_state(rng.random(T), rng.integers(0, 3, T))
+        out.append(Transition(s, int(rng.integers(T)), s2, float(rng.choice([-1, 1])), float(rng.normal(0, 2)),
+                              bool(i % 4 == 3)))
+    return out
+
+
+def test_one_update_lowers_td_loss_and_clamps_gradients():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    policy, target = QNet(), QNet()
+    target.load_state_dict(policy.state_dict())
+    opt = make_optimizer(policy)
+    batch = _batch(rng)
+    with torch.no_grad():
+        before = float(td_loss(policy, target, batch, "cpu"))
+    info = update(policy, target, opt, batch, "cpu", rng, target_copy_prob=0.0)
+    assert info["loss"] == pytest.approx(before, rel=1e-5)
+    assert info["target_copied"] == 0.0
+    assert max(float(p.grad.abs().max()) for p in policy.parameters()) <= 1.0
+    with torch.no_grad():
+        after = float(td_loss(policy, target, batch, "cpu"))
+    assert after < before
+    # Adam's first step moves every parameter by at most lr (5e-6)
+    assert opt.param_groups[0]["lr"] == 5e-6 and opt.param_groups[0]["weight_decay"] == 5e-4
+
+
+def test_target_copy_happens_with_probability_one():
+    torch.manual_seed(0)
+    policy, target = QNet(), QNet()
+    opt = make_optimizer(policy)
+    update(policy, target, opt, _batch(np.random.default_rng(2), 8), "cpu", np.random.default_rng(0),
+           target_copy_prob=1.0)
+    for k, v in policy.state_dict().items():
+        assert torch.equal(v, target.state_dict()[k])
+
+
+def test_replay_buffer():
+    buf = ReplayBuffer(capacity=3)
+    ts = [Transition(make_state([0.0], [0]), 0, make_state([1.0], [1]), 1.0, float(i)) for i in range(5)]
+    buf.extend(ts)
+    assert len(buf) == 3 and [t.reward_done for t in buf.memory] == [2.0, 3.0, 4.0]
+    sample = buf.sample(3, np.random.default_rng(0))
+    assert sorted(t.reward_done for t in sample) == [2.0, 3.0, 4.0]      # without replacement
+    assert len(buf.sample(10, np.random.default_rng(0))) == 3
+    other = ReplayBuffer(1)
+    other.load_state_dict(buf.state_dict())
+    assert other.capacity == 3 and [t.reward_done for t in other.memory] == [2.0, 3.0, 4.0]

@@ -1,0 +1,55 @@
+"""Test-only pieces shared by several test files."""
+from __future__ import annotations
+
+import numpy as np
+
+from datasets import davis_compat as dc
+from VOS.base import RoundOutput, VOSBackend
+
+
+class ScribbleFillBackend(VOSBackend):
+    """A deterministic stand-in VOS network for loop tests (not a mock of the benchmark): on each
+    annotated frame it labels the pixels under the scribbles and the rows/columns they span, and
+    copies each annotated frame's mask to its neighbours within ``reach`` frames (nearest anchor
+    wins). Its accuracy therefore depends on which frames are annotated, like a real network."""
+
+    name = "scribble-fill"
+
+    def __init__(self, device="cpu", reach: int = 1, **options):
+        super().__init__(device, **options)
+        self.reach = reach
+
+    def _start(self) -> None:
+        self.anchors: dict[int, np.ndarray] = {}
+
+    def _state_keys(self):
+        return super()._state_keys() + ["anchors"]
+
+    def _interact(self, frame, scribbles):
+        T, H, W = self.frames.shape[:3]
+        m = self.anchors.get(frame, np.zeros((H, W), np.uint8)).copy()
+        for stroke in scribbles["scribbles"][frame]:
+            pts = (np.asarray(stroke["path"]) * [W, H]).astype(int)
+            pts = np.clip(pts, 0, [W - 1, H - 1])
+            x0, y0 = pts.min(0)
+            x1, y1 = pts.max(0)
+            if stroke["object_id"] > 0:
+                m[max(0, y0 - 2): y1 + 3, max(0, x0 - 2): x1 + 3] = stroke["object_id"]
+            else:
+                m[pts[:, 1], pts[:, 0]] = 0
+        self.anchors[frame] = m
+        masks = np.zeros((T, H, W), np.uint8)
+        dist = np.full(T, np.inf)
+        for a, am in self.anchors.items():
+            for t in range(max(0, a - self.reach), min(T, a + self.reach + 1)):
+                if abs(t - a) < dist[t]:
+                    dist[t], masks[t] = abs(t - a), am
+        K = self.num_objects
+        probs = np.eye(K + 1, dtype=np.float32)[masks].transpose(0, 3, 1, 2).copy()
+        return RoundOutput(masks, probs, {})
+
+
+def object_weighted_jf(gt: np.ndarray, pred: np.ndarray, k: int) -> float:
+    j = dc.batched_jaccard(gt, pred, average_over_objects=False, nb_objects=k)
+    f = dc.batched_f_measure(gt, pred, average_over_objects=False, nb_objects=k)
+    return float((0.5 * (j + f)).mean(axis=0).mean())

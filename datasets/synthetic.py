@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 NUM_SCRIBBLES = 3
 JPEG_QUALITY = 90
+MIN_ON_OBJECT = 0.9  # fraction of an initial stroke's points that must lie on its object
 _SPLIT_CODE = {"train": 0, "val": 1}
 _SHAPES = ("bar", "ellipse", "polygon", "curve")
 _MAX_ATTEMPTS = 8
@@ -379,12 +380,21 @@ def _render_frame(scene: _Scene, t: int, H: int, W: int, noise_rng: np.random.Ge
 # -- scribbles ------------------------------------------------------------------------------------
 def _robot_scribble(robot, seq: str, gt: np.ndarray, n_obj: int) -> list[dict] | None:
     """Strokes the robot draws on ``gt`` ((H, W) uint8 ids) against an empty prediction, with the
-    time stamps replaced by the stroke index; None if some object gets no stroke."""
+    time stamps replaced by the stroke index; None if some object gets no stroke or a stroke strays
+    off its object."""
     out = robot.interact(seq, np.zeros((1,) + gt.shape, np.int64), gt[None].astype(np.int64),
                          nb_objects=n_obj, frame=0)
     strokes = out["scribbles"][0]
     if {s["object_id"] for s in strokes} != set(range(1, n_obj + 1)):
         return None
+    H, W = gt.shape
+    for s in strokes:
+        # the robot's Bezier fit can cut across a strongly bent skeleton; a human stays on the object
+        xy = np.asarray(s["path"]) * (W, H)
+        x = np.clip(xy[:, 0].astype(int), 0, W - 1)
+        y = np.clip(xy[:, 1].astype(int), 0, H - 1)
+        if np.mean(gt[y, x] == s["object_id"]) < MIN_ON_OBJECT:
+            return None
     for k, s in enumerate(strokes):
         s["start_time"], s["end_time"] = float(k), float(k + 1)
     return strokes

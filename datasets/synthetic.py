@@ -246,15 +246,18 @@ def _draw_scene(rng: np.random.Generator, T: int, H: int, W: int, n_obj: int) ->
         outline = _outline(rng, kind, L)
         tex = _texture(rng, int(np.ceil(2.6 * L)) | 1, colours[k])
         speed = _speed_profile(rng, T)
-        n_ctrl = max(4, T // 6 + 2)
-        ctrl = np.stack([rng.uniform(0.12, 0.88, n_ctrl) * W, rng.uniform(0.15, 0.85, n_ctrl) * H], 1)
+        # a slow random walk of control points (~1/12 of the sequence apart); bursts make it fast
+        n_ctrl = max(3, T // 12 + 2)
+        steps = rng.normal(0, 0.18, (n_ctrl, 2))
+        steps[0] = rng.uniform(0.2, 0.8, 2)
+        ctrl = np.clip(np.cumsum(steps, 0), 0.12, 0.88) * (W, H)
         scale0 = rng.uniform(0.8, 1.1)
         # exits: push one control point (sometimes the first: the object enters late) out of the frame
         if rng.random() < 0.7:
             j = 0 if rng.random() < 0.2 else int(rng.integers(1, n_ctrl))
             out = 1.6 * L * scale0 * 1.3
-            side = int(rng.integers(0, 4))
             x, y = ctrl[j]
+            side = int(np.argmin([x, W - x, y, H - y]))  # leave by the nearest border
             ctrl[j] = [(-out, y), (W + out, y), (x, -out), (x, H + out)][side]
         s = np.cumsum(speed) - speed[0]
         s = s / max(s[-1], 1e-6) * (n_ctrl - 1)

@@ -5,6 +5,8 @@ import warnings
 
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
+import logging  # noqa: E402
+
 from sacred import SETTINGS, Experiment  # noqa: E402
 
 SETTINGS.CAPTURE_MODE = "no"   # keep tqdm bars and logs live
@@ -12,4 +14,9 @@ SETTINGS.CAPTURE_MODE = "no"   # keep tqdm bars and logs live
 
 def new_experiment(name: str) -> Experiment:
     """A sacred Experiment without git/source bookkeeping (the runs are files, not a database)."""
-    return Experiment(name, save_git_info=False)
+    ex = Experiment(name, save_git_info=False)
+    # sacred's own start/stop lines and its "no observers" warning are noise here; errors still show
+    quiet = logging.getLogger(f"sacred.{name}")
+    quiet.setLevel(logging.ERROR)
+    ex.logger = quiet
+    return ex

@@ -187,7 +187,14 @@ class ATNetBackend(VOSBackend):
         self.threshold = float(options.get("threshold", PROB_THRESHOLD))
         self.proportion = float(options.get("proportion", PROPAGATION_PROPORTION))
         use_ext = self.torch_device.type == "cuda" and extension_built(root)
-        self.checkout = load_atnet_checkout(root, use_extension=use_ext)
+        try:
+            self.checkout = load_atnet_checkout(root, use_extension=use_ext)
+        except ImportError as exc:   # built for another torch, say: the pure-torch layer still works
+            if not use_ext:
+                raise
+            log.warning("ATNet's correlation extension does not import (%s); using the pure-torch layer", exc)
+            use_ext = False
+            self.checkout = load_atnet_checkout(root, use_extension=False)
         self.utils = self.checkout["libs.utils"]
         self.utils_torch = self.checkout["libs.utils_torch"]
         self.net = build_network(self.checkout, self.torch_device, load_state_dict_file(weights, "cpu"))

@@ -1,0 +1,92 @@
+"""The pretrain experience buffer: random-policy episodes with their goal rewards.
+
+    python pretrain_agent.py                    # classic backend on the synthetic train split
+    python pretrain_agent.py with paper         # as published: ATNet, DAVIS-2017 train, 10 epochs, seed 2021
+    python pretrain_agent.py print_config
+
+Needs {train_dir}/reward.csv (produce_reward.py, same dataset/split/rounds/window): the goal
+reward of a transition compares the episode's frame-mean J&F after the round with the random
+runs of the same (sequence, initial scribble, round) there. Writes {train_dir}/pretrain.csv,
+appended per episode; re-running resumes.
+"""
+# ruff: noqa: F841  (sacred reads the config functions' local variables)
+from __future__ import annotations
+
+import logging
+
+from _experiment import new_experiment
+
+ex = new_experiment("pretrain_agent")
+
+
+@ex.config
+def config():
+    vos = "classic"          # VOS backend: classic | atnet | manet | ipn   (published: atnet)
+    dataset = "synthetic"    # davis | ytbvos | synthetic | path to a DAVIS-layout root   (published: davis)
+    split = "train"          # published: DAVIS-2017 train
+    epochs = 10              # passes over every (sequence, initial scribble)   (published: 10)
+    rounds = 5               # rounds per episode -> rounds - 1 transitions   (published: 5)
+    window = 25              # frames per episode, around the initial scribble   (published: 25)
+    seed = 2021              # published: 2021
+    device = "auto"          # auto | cpu | cuda
+    data_dir = "data"
+    train_dir = "train"
+    min_nb_nodes = 2 if vos.lower() == "atnet" else 4   # the robot's (published ATNet runs: 2)
+    min_sigma = 0.01         # goal reward: sigma below this (or from a single random run) is raised to it
+    sequences = None         # optional list of sequence names (default: the whole split)
+    vos_options = {}         # passed to the backend
+    progress = True
+
+
+@ex.named_config
+def paper():
+    """The published run."""
+    vos = "atnet"
+    dataset = "davis"
+    split = "train"
+    min_nb_nodes = 2
+    seed = 2021
+    epochs = 10
+    rounds = 5
+    window = 25
+
+
+@ex.main
+def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, train_dir, min_nb_nodes, min_sigma,
+         sequences, vos_options, progress):
+    from pathlib import Path
+
+    from agent.records import read_records
+    from agent.rewards import RewardStats
+    from agent.training import check_identity, collect_episodes
+    from core.device import resolve_device
+    from datasets.layout import check_files, resolve
+    from interaction.evaluate import samples_of
+    from VOS.registry import build_backend, canonical
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("absl").setLevel(logging.WARNING)   # the session logs every round
+    spec = resolve(dataset, data_dir)
+    samples = samples_of(spec, split, sequences)
+    if not samples:
+        raise ValueError(f"split '{split}' of {spec.root} has no samples")
+    check_files(spec, sorted({s for s, _ in samples}))
+    reward_csv = Path(train_dir) / "reward.csv"
+    if not reward_csv.exists():
+        raise FileNotFoundError(f"{reward_csv} not found: run produce_reward.py first (same dataset, split, "
+                                "rounds and window)")
+    stats = RewardStats.from_frame(read_records(reward_csv), min_sigma)
+    out = Path(train_dir) / "pretrain.csv"
+    check_identity(out, dict(vos=canonical(vos), dataset=spec.name, split=split, rounds=rounds, window=window,
+                             seed=seed, min_nb_nodes=min_nb_nodes, min_sigma=min_sigma,
+                             sequences=list(sequences) if sequences else None))
+    backend = build_backend(canonical(vos), resolve_device(device), **dict(vos_options))
+    df = collect_episodes(spec, split, samples, backend, out, epochs=epochs, rounds=rounds, window=window,
+                          min_nb_nodes=min_nb_nodes, seed=seed, stats=stats, progress=progress)
+    print(f"{out}: {len(df)} transitions; goal reward mean {df['reward_done'].mean():.3f} "
+          f"(std {df['reward_done'].std():.3f}); step reward mean {df['reward_step'].mean():.3f}")
+    return len(df)
+
+
+if __name__ == "__main__":
+    ex.run_commandline()

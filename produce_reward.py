@@ -1,0 +1,80 @@
+"""Random-policy episodes whose per-round J&F statistics define the agent's goal reward.
+
+    python produce_reward.py                    # classic backend on the synthetic train split
+    python produce_reward.py with paper         # as published: ATNet, DAVIS-2017 train, 30 epochs, seed 2020
+    python produce_reward.py print_config
+
+Writes {train_dir}/reward.csv, one row per transition (rounds - 1 per episode), appended as each
+episode finishes; re-running the same command after an interruption resumes.
+"""
+# ruff: noqa: F841  (sacred reads the config functions' local variables)
+from __future__ import annotations
+
+import logging
+
+from _experiment import new_experiment
+
+ex = new_experiment("produce_reward")
+
+
+@ex.config
+def config():
+    vos = "classic"          # VOS backend: classic | atnet | manet | ipn   (published: atnet)
+    dataset = "synthetic"    # davis | ytbvos | synthetic | path to a DAVIS-layout root   (published: davis)
+    split = "train"          # published: DAVIS-2017 train
+    epochs = 30              # passes over every (sequence, initial scribble)   (published: 30)
+    rounds = 5               # rounds per episode -> rounds - 1 transitions   (published: 5)
+    window = 25              # frames per episode, around the initial scribble   (published: 25)
+    seed = 2020              # published: 2020
+    device = "auto"          # auto | cpu | cuda
+    data_dir = "data"
+    train_dir = "train"
+    min_nb_nodes = 2 if vos.lower() == "atnet" else 4   # the robot's (published ATNet runs: 2)
+    sequences = None         # optional list of sequence names (default: the whole split)
+    vos_options = {}         # passed to the backend
+    progress = True
+
+
+@ex.named_config
+def paper():
+    """The published run."""
+    vos = "atnet"
+    dataset = "davis"
+    split = "train"
+    min_nb_nodes = 2
+    seed = 2020
+    epochs = 30
+    rounds = 5
+    window = 25
+
+
+@ex.main
+def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, train_dir, min_nb_nodes, sequences,
+         vos_options, progress):
+    from pathlib import Path
+
+    from agent.training import check_identity, collect_episodes
+    from core.device import resolve_device
+    from datasets.layout import check_files, resolve
+    from interaction.evaluate import samples_of
+    from VOS.registry import build_backend, canonical
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("absl").setLevel(logging.WARNING)   # the session logs every round
+    spec = resolve(dataset, data_dir)
+    samples = samples_of(spec, split, sequences)
+    if not samples:
+        raise ValueError(f"split '{split}' of {spec.root} has no samples")
+    check_files(spec, sorted({s for s, _ in samples}))
+    out = Path(train_dir) / "reward.csv"
+    check_identity(out, dict(vos=canonical(vos), dataset=spec.name, split=split, rounds=rounds, window=window,
+                             seed=seed, min_nb_nodes=min_nb_nodes, sequences=list(sequences) if sequences else None))
+    backend = build_backend(canonical(vos), resolve_device(device), **dict(vos_options))
+    df = collect_episodes(spec, split, samples, backend, out, epochs=epochs, rounds=rounds, window=window,
+                          min_nb_nodes=min_nb_nodes, seed=seed, progress=progress)
+    print(f"{out}: {len(df)} transitions from {len(samples)} samples x {epochs} epochs")
+    return len(df)
+
+
+if __name__ == "__main__":
+    ex.run_commandline()

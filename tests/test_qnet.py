@@ -76,3 +76,22 @@ def test_forward_and_backward_share_one_cell():
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
     # the middle frame's output differs from a one-way scan's: both directions are used
     assert not np.allclose(h_fw[1], h_bw[1])
+
+
+def test_ours_selector_takes_argmax_of_the_state_built_from_the_context(tmp_path):
+    from types import SimpleNamespace
+
+    from agent.recommender import AgentSelector
+
+    torch.manual_seed(1)
+    net = QNet()
+    torch.save({"module." + k: v for k, v in net.state_dict().items()}, tmp_path / "agent.pt")
+    sel = AgentSelector.from_weights(tmp_path / "agent.pt", "cpu")
+    assert (sel.name, sel.needs_quality) == ("ours", True)
+    quality = np.array([0.9, 0.1, 0.5, 0.7, 0.3])
+    counts = np.array([1, 0, 0, 2, 0])
+    ctx = SimpleNamespace(quality=quality, counts=counts, num_frames=5)
+    state = torch.tensor(np.stack([quality, counts], 1), dtype=torch.float32)[None]
+    assert sel(ctx) == int(net(state)[0].argmax())
+    with pytest.raises(ValueError):
+        sel(SimpleNamespace(quality=None, counts=counts, num_frames=5))

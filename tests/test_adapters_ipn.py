@@ -175,12 +175,14 @@ def test_scribbled_pixels_get_their_object_label(run):
         return 0.05 + 0.85 * tp, ce, ref
 
     b.net_i.forward = read_out
+    video = b.frames, b.all_f                      # not per-round state: trial() keeps them as they are
     try:
         with b.trial():
             b.start(run["frames"][:FIRST + 1], K)      # a shorter clip: less propagation
             out = b.interact(FIRST, run["scr1"])
     finally:
         del b.net_i.forward
+        b.frames, b.all_f = video
     hit = 0
     for s in run["scr1"]["scribbles"][FIRST]:
         if s["object_id"] == 0:

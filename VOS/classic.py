@@ -1,0 +1,410 @@
+"""``classic``: a VOS backend with no learned weights that runs on CPU in seconds.
+
+One round on frame ``f``:
+
+1. *Annotated frame.* Every stroke ever drawn on ``f`` is rasterised (davisinteractive paths are
+   normalised by (W, H)); the frame is segmented at a working resolution by one GrabCut per
+   object (OpenCV graph cut on colour GMMs), seeded by the object's strokes (sure foreground),
+   the other labels' strokes (sure background) and, from round 2 on, the current result on ``f``
+   (probable labels, and left untouched far from this round's strokes). Stroke pixels keep their
+   label exactly. The result is the *anchor* of ``f``.
+2. *Propagation.* Dense optical flow (OpenCV DIS, Farneback as fallback) between consecutive
+   frames, both directions, is computed once per video at the working resolution and cached.
+   From every anchor the labels are carried forward and backward one frame at a time by a
+   Bayesian filter, stopping at the next anchor in that direction (re-anchoring): the spatial
+   prior is the previous estimate warped by the flow where the forward-backward check passes and
+   a broad blur of it where the check fails (occlusions), blurred again by the expected flow
+   error; the likelihood is the anchor frame's per-label colour histograms. Estimates from the
+   anchors on either side of a frame are averaged with weights ``decay**distance`` (the nearer
+   anchor wins).
+3. *Keeping what is known.* Only frames strictly between the anchors that enclose ``f`` are
+   recomputed; every other frame keeps the previous round's result unchanged.
+
+Probabilities: ``probs[t] = tau * P + (1 - tau) / (K + 1)`` where ``P`` is the merged estimate
+(soft at object boundaries and at flow inconsistencies) and ``tau = decay**d`` with ``d`` the
+distance to the nearest anchor, so confidence decays away from annotations while the arg-max is
+unchanged. ``masks == probs.argmax(1)`` on every frame (exactly; on annotated frames the anchor's
+one-hot map is given confidence ``anchor_confidence``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+
+from VOS.base import RoundOutput, VOSBackend
+
+log = logging.getLogger(__name__)
+
+
+# -- scribbles ------------------------------------------------------------------------
+def rasterize_strokes(strokes: list[dict], height: int, width: int, thickness: int = 1) -> np.ndarray:
+    """Draw davisinteractive strokes (paths in [0, 1], normalised by (W, H)) on an (H, W) grid.
+
+    Returns (H, W) int16 labels: the stroke's ``object_id`` on its pixels, -1 elsewhere. Later
+    strokes overwrite earlier ones where they cross.
+    """
+    out = np.full((height, width), -1, np.int16)
+    scale = np.array([width, height], np.float64)
+    hi = np.array([width - 1, height - 1])
+    for s in strokes:
+        path = np.asarray(s.get("path", []), np.float64).reshape(-1, 2)
+        if len(path) == 0:
+            continue
+        pts = np.clip(np.floor(path * scale), 0, hi).astype(np.int32)
+        canvas = np.zeros((height, width), np.uint8)
+        cv2.polylines(canvas, [pts.reshape(-1, 1, 2)], False, 1, thickness=max(1, int(thickness)))
+        canvas[pts[:, 1], pts[:, 0]] = 1
+        out[canvas > 0] = int(s["object_id"])
+    return out
+
+
+def strokes_on(scribbles: dict, frame: int) -> list[dict]:
+    """The strokes of a davisinteractive scribble dict that lie on ``frame``."""
+    per_frame = scribbles.get("scribbles", [])
+    return list(per_frame[frame]) if 0 <= frame < len(per_frame) else []
+
+
+# -- optical flow ---------------------------------------------------------------------
+def _flow_engine(method: str):
+    if method == "dis" and hasattr(cv2, "DISOpticalFlow_create"):
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        return lambda a, b: dis.calc(a, b, None)
+    if method not in ("dis", "farneback"):
+        raise ValueError(f"unknown flow method '{method}' (dis or farneback)")
+    return lambda a, b: cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 4, 15, 3, 5, 1.1, 0)
+
+
+def fb_consistency(flow_ab: np.ndarray, flow_ba: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Per-pixel confidence in [0, 1] of the flow a->b from the forward-backward check.
+
+    flow_ab, flow_ba: (h, w, 2) float32 (dx, dy); grid: (h, w, 2) pixel coordinates. A pixel is
+    consistent when flow_ba at its target cancels flow_ab (Sundaram et al. 2010 criterion:
+    |w + w'|^2 <= 0.01 (|w|^2 + |w'|^2) + 0.5); the ratio r to that bound maps to exp(-(r/2)^2).
+    Pixels whose target leaves the frame get 0.
+    """
+    h, w = flow_ab.shape[:2]
+    target = grid + flow_ab
+    back = cv2.remap(flow_ba, target[..., 0], target[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    err = np.sum((flow_ab + back) ** 2, axis=-1)
+    bound = 0.01 * (np.sum(flow_ab ** 2, axis=-1) + np.sum(back ** 2, axis=-1)) + 0.5
+    conf = np.exp(-0.25 * (err / bound) ** 2)
+    inside = (target[..., 0] >= -0.5) & (target[..., 0] <= w - 0.5) & (target[..., 1] >= -0.5) & (target[..., 1] <= h - 0.5)
+    return (conf * inside).astype(np.float32)
+
+
+class FlowCache:
+    """Flow between consecutive frames at the working resolution, computed once per video.
+
+    ``fwd[t]``: (h, w, 2) flow t -> t+1; ``bwd[t]``: flow t+1 -> t (t = 0..T-2);
+    ``cfwd[t]``/``cbwd[t]``: (h, w) forward-backward confidence of those flows.
+    """
+
+    def __init__(self, frames_small: np.ndarray, method: str = "dis") -> None:
+        calc = _flow_engine(method)
+        gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames_small]
+        h, w = gray[0].shape
+        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        self.grid = np.stack([xs, ys], -1)
+        self.fwd, self.bwd, self.cfwd, self.cbwd = [], [], [], []
+        for t in range(len(gray) - 1):
+            f = calc(gray[t], gray[t + 1]).astype(np.float32)
+            b = calc(gray[t + 1], gray[t]).astype(np.float32)
+            self.fwd.append(f)
+            self.bwd.append(b)
+            self.cfwd.append(fb_consistency(f, b, self.grid))
+            self.cbwd.append(fb_consistency(b, f, self.grid))
+
+
+# -- small helpers ----------------------------------------------------------------------
+def _remap(img: np.ndarray, coords: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+    """Sample (h, w[, C]) ``img`` at (h, w, 2) pixel ``coords`` (bilinear), any number of channels."""
+    if img.ndim == 2 or img.shape[2] <= 4:
+        return cv2.remap(img, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+    parts = [cv2.remap(np.ascontiguousarray(img[..., i:i + 4]), coords[..., 0], coords[..., 1], cv2.INTER_LINEAR,
+                       borderMode=border, borderValue=0) for i in range(0, img.shape[2], 4)]
+    return np.concatenate([p if p.ndim == 3 else p[..., None] for p in parts], axis=2)
+
+
+def _onehot(labels: np.ndarray, n: int) -> np.ndarray:
+    """(h, w) ids -> (h, w, n) float32 one-hot."""
+    return (labels[..., None] == np.arange(n)).astype(np.float32)
+
+
+def _resize(img: np.ndarray, size_hw: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    h, w = size_hw
+    if img.shape[:2] == (h, w):
+        return img
+    if nearest:
+        interp = cv2.INTER_NEAREST
+    else:
+        interp = cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR
+    if img.ndim == 3 and img.shape[2] > 4:
+        return np.concatenate([_resize(np.ascontiguousarray(img[..., i:i + 4]), size_hw, nearest).reshape(h, w, -1)
+                               for i in range(0, img.shape[2], 4)], axis=2)
+    out = cv2.resize(img, (w, h), interpolation=interp)
+    return out.reshape(h, w, *img.shape[2:]) if img.ndim == 3 else out
+
+
+def segment_annotated(image: np.ndarray, seeds: np.ndarray, num_objects: int, prior: np.ndarray | None,
+                      new_seeds: np.ndarray | None = None, radius: float = 20.0, iters: int = 3) -> np.ndarray:
+    """Seeded segmentation of one frame into labels 0..K.
+
+    image: (h, w, 3) uint8 RGB; seeds: (h, w) int16 stroke labels (-1 = no stroke), every stroke drawn
+    on this frame so far; prior: (h, w) uint8 labels of the current result on this frame or None;
+    new_seeds: this round's strokes only (changes are confined to ``2 * radius`` pixels around them
+    when a prior exists); radius: in pixels, how far round 1 assumes an object extends around its
+    strokes. Returns (h, w) uint8 labels; stroke pixels carry their stroke's label.
+    """
+    h, w = seeds.shape
+    K = num_objects
+    bgr = np.ascontiguousarray(image[..., ::-1])
+    has_seed = seeds >= 0
+    if prior is not None:
+        changeable = np.ones((h, w), bool)
+        if new_seeds is not None and (new_seeds >= 0).any():
+            dist = cv2.distanceTransform((new_seeds < 0).astype(np.uint8), cv2.DIST_L2, 3)
+            changeable = dist <= 2 * radius
+        elif new_seeds is not None:
+            changeable[:] = False   # nothing new drawn: keep the prior
+    scores = np.zeros((K + 1, h, w), np.float32)
+    scores[0] = 0.5
+    for k in range(1, K + 1):
+        obj_seed = seeds == k
+        other_seed = has_seed & ~obj_seed
+        if prior is None:
+            if not obj_seed.any():
+                continue
+            dist_k = cv2.distanceTransform((~obj_seed).astype(np.uint8), cv2.DIST_L2, 3)
+            probable = dist_k <= radius
+        else:
+            probable = prior == k
+        mask = np.where(probable, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+        if prior is not None:
+            mask[~changeable & probable] = cv2.GC_FGD
+            mask[~changeable & ~probable] = cv2.GC_BGD
+        mask[obj_seed] = cv2.GC_FGD
+        mask[other_seed] = cv2.GC_BGD
+        fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+        unknown = (mask == cv2.GC_PR_FGD) | (mask == cv2.GC_PR_BGD)
+        if fg.sum() >= 10 and (~fg).sum() >= 10 and unknown.any():
+            bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+            try:
+                cv2.grabCut(bgr, mask, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
+            except cv2.error as exc:   # degenerate colour statistics: keep the trimap
+                log.debug("grabCut failed (%s); using the seeds and prior as they are", exc)
+            fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+        # objects claiming the same pixel: the prior, then the nearer stroke, decides
+        near = np.exp(-cv2.distanceTransform((~obj_seed).astype(np.uint8), cv2.DIST_L2, 3) / max(radius, 1.0))
+        scores[k] = fg + 0.25 * (probable if prior is not None else 0) + 0.2 * near * fg
+    labels = scores.argmax(0).astype(np.uint8)
+    labels[has_seed] = seeds[has_seed].astype(np.uint8)
+    return labels
+
+
+# -- the backend ------------------------------------------------------------------------
+class ClassicBackend(VOSBackend):
+    """Scribbles -> GrabCut on the annotated frame -> optical-flow propagation (see module doc).
+
+    Options: ``work_size`` (longest side of the working resolution, default 432), ``flow``
+    ('dis' or 'farneback'), ``decay`` (per-frame temporal confidence factor, default 0.97),
+    ``anchor_confidence`` (probability given to the label on annotated frames, default 0.98),
+    ``seed_radius`` (fraction of the working diagonal, default 0.04), ``grabcut_iters`` (3),
+    ``colour_bins`` (histogram bins per RGB channel, 8), ``prior_blur`` (flow-error blur, fraction of the
+    working diagonal, 0.01), ``prior_floor`` (least spatial prior, 1e-6: how far from the expected
+    place a colour match may still win), ``prior_power`` (1.0).
+    """
+
+    name = "classic"
+    scribble_history = "last"
+
+    def __init__(self, device: Any = "cpu", work_size: int = 432, flow: str = "dis", decay: float = 0.97,
+                 anchor_confidence: float = 0.98, seed_radius: float = 0.04, grabcut_iters: int = 3,
+                 colour_bins: int = 8, prior_blur: float = 0.01, prior_floor: float = 1e-6,
+                 prior_power: float = 1.0, **options: Any) -> None:
+        super().__init__(device=device, **options)
+        _flow_engine(flow)   # fail early on an unknown method
+        self.work_size = int(work_size)
+        self.flow_method = flow
+        self.decay = float(decay)
+        self.anchor_confidence = float(anchor_confidence)
+        self.seed_radius = float(seed_radius)
+        self.grabcut_iters = int(grabcut_iters)
+        self.colour_bins = int(colour_bins)
+        self.prior_blur = float(prior_blur)
+        self.prior_floor = float(prior_floor)
+        self.prior_power = float(prior_power)
+        self._cidx: np.ndarray | None = None
+        self._flow: FlowCache | None = None
+        self.anchors: dict[int, np.ndarray] = {}
+        self.prev: np.ndarray | None = None
+
+    # -- state ------------------------------------------------------------------------
+    def _state_keys(self) -> list[str]:
+        # anchors: full-resolution label map per annotated frame; prev: the last result at the
+        # working resolution (T, h, w, K+1) float32. The flow cache depends on the frames only.
+        return super()._state_keys() + ["anchors", "prev"]
+
+    def _start(self) -> None:
+        T, H, W = self.frames.shape[:3]
+        s = min(1.0, self.work_size / max(H, W))
+        self.work_hw = (max(8, int(round(H * s))), max(8, int(round(W * s))))
+        self.small = np.stack([_resize(f, self.work_hw) for f in self.frames])
+        self._flow = None
+        self._cidx = None
+        self.anchors = {}
+        self.prev = None
+
+    def flow(self) -> FlowCache:
+        """The video's flow cache (computed on first use, then reused by every round)."""
+        if self._flow is None:
+            self._flow = FlowCache(self.small, self.flow_method)
+        return self._flow
+
+    # -- one round --------------------------------------------------------------------
+    def _interact(self, frame: int, scribbles: dict) -> RoundOutput:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        self.flow()
+        timings["flow"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        self.anchors[frame] = self._segment(frame, strokes_on(scribbles, frame))
+        timings["annotated_frame"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        self._propagate(frame)
+        timings["propagation"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        masks, probs = self._full_resolution()
+        timings["upsample"] = time.perf_counter() - t0
+        return RoundOutput(masks=masks, probs=probs, timings=timings)
+
+    def _segment(self, frame: int, new_strokes: list[dict]) -> np.ndarray:
+        """Full-resolution (H, W) uint8 labels of annotated ``frame`` from all its strokes so far."""
+        H, W = self.frames.shape[1:3]
+        h, w = self.work_hw
+        strokes = [s for f, sc in self.scribbles for s in strokes_on(sc, frame) if f == frame]
+        K = self.num_objects
+        strokes = [s for s in strokes if 0 <= int(s["object_id"]) <= K]
+        new_strokes = [s for s in new_strokes if 0 <= int(s["object_id"]) <= K]
+        seeds = rasterize_strokes(strokes, h, w)
+        new_seeds = rasterize_strokes(new_strokes, h, w)
+        prior = None
+        if frame in self.anchors:
+            prior = _resize(self.anchors[frame], (h, w), nearest=True)
+        elif self.prev is not None:
+            prior = self.prev[frame].argmax(-1).astype(np.uint8)
+        radius = self.seed_radius * float(np.hypot(h, w))
+        labels = segment_annotated(self.small[frame], seeds, K, prior, new_seeds if prior is not None else None,
+                                   radius=radius, iters=self.grabcut_iters)
+        if prior is not None and not (new_seeds >= 0).any():
+            labels = prior
+        full = _resize(labels, (H, W), nearest=True) if (h, w) != (H, W) else labels.copy()
+        if (h, w) != (H, W):   # smoother object outlines than nearest-neighbour upsampling
+            soft = _resize(_onehot(labels, K + 1), (H, W))
+            full = soft.argmax(-1).astype(np.uint8)
+        exact = rasterize_strokes(strokes, H, W)
+        full[exact >= 0] = exact[exact >= 0].astype(np.uint8)
+        return full
+
+    def _anchor_small(self, a: int) -> np.ndarray:
+        """(h, w, K+1) soft one-hot of anchor ``a`` at the working resolution (area-averaged)."""
+        return _resize(_onehot(self.anchors[a], self.num_objects + 1), self.work_hw)
+
+    def _colour_model(self, a: int) -> np.ndarray:
+        """(K+1, bins**3) per-label colour likelihoods of anchor ``a`` (Laplace-smoothed histograms)."""
+        labels = _resize(self.anchors[a], self.work_hw, nearest=True)
+        idx = self._colour_index()[a]
+        nb = self.colour_bins ** 3
+        lik = np.empty((self.num_objects + 1, nb), np.float32)
+        for k in range(self.num_objects + 1):
+            hist = np.bincount(idx[labels == k], minlength=nb).astype(np.float64)
+            hist = hist + 0.01 * hist.sum() / nb + 1e-3
+            lik[k] = hist / hist.sum()
+        return lik
+
+    def _colour_index(self) -> np.ndarray:
+        if self._cidx is None:
+            b = self.colour_bins
+            q = (self.small.astype(np.int32) * b) // 256
+            self._cidx = (q[..., 0] * b + q[..., 1]) * b + q[..., 2]
+        return self._cidx
+
+    def _chain(self, a: int, stop: int) -> dict[int, np.ndarray]:
+        """Carry anchor ``a`` towards ``stop`` (exclusive), one frame at a time.
+
+        Each step is a Bayesian filter: the previous estimate warped by the flow (trusted where the
+        forward-backward check passes, replaced by a broad blur of the previous estimate where it
+        fails), blurred by the expected flow error, is the spatial prior; the anchor's colour
+        histograms give the likelihood. Returns {t: (h, w, K+1) posterior}.
+        """
+        fc = self.flow()
+        lik = self._colour_model(a)
+        cidx = self._colour_index()
+        P = self._anchor_small(a)
+        step = 1 if stop > a else -1
+        h, w = self.work_hw
+        sigma = self.prior_blur * float(np.hypot(h, w))
+        K1 = self.num_objects + 1
+        out = {}
+        for t in range(a + step, stop, step):
+            if step == 1:   # flow from t back to the previous frame of the chain, and its check
+                back, conf = fc.bwd[t - 1], fc.cbwd[t - 1]
+            else:
+                back, conf = fc.fwd[t], fc.cfwd[t]
+            warped = _remap(P, fc.grid + back)
+            broad = cv2.GaussianBlur(P, (0, 0), 3 * sigma).reshape(h, w, K1)
+            prior = conf[..., None] * warped + (1 - conf[..., None]) * broad
+            prior = cv2.GaussianBlur(prior, (0, 0), sigma).reshape(h, w, K1)
+            prior = np.maximum(prior, self.prior_floor) ** self.prior_power
+            post = prior * np.moveaxis(lik[:, cidx[t]], 0, -1)
+            P = (post / post.sum(-1, keepdims=True)).astype(np.float32)
+            out[t] = P
+        return out
+
+    def _propagate(self, frame: int) -> None:
+        """Recompute the frames between the anchors enclosing ``frame``; keep the others."""
+        T = len(self.frames)
+        K1 = self.num_objects + 1
+        h, w = self.work_hw
+        anchors = sorted(self.anchors)
+        before = [a for a in anchors if a < frame]
+        after = [a for a in anchors if a > frame]
+        lo = before[-1] if before else -1
+        hi = after[0] if after else T
+        if self.prev is None:
+            self.prev = np.full((T, h, w, K1), 1.0 / K1, np.float32)
+        estimates: dict[int, list[tuple[np.ndarray, float]]] = {t: [] for t in range(lo + 1, hi)}
+        for a, stop in ((lo, frame), (frame, lo), (frame, hi), (hi, frame)):
+            if a < 0 or a >= T:
+                continue
+            for t, p in self._chain(a, stop).items():
+                estimates[t].append((p, self.decay ** abs(t - a)))
+        for t, ests in estimates.items():
+            if t in self.anchors or not ests:
+                continue
+            tau = max(d for _, d in ests)
+            merged = sum(d * p for p, d in ests) / sum(d for _, d in ests)
+            self.prev[t] = tau * merged + (1.0 - tau) / K1
+        for a in anchors:
+            self.prev[a] = self._anchor_small(a)
+
+    def _full_resolution(self) -> tuple[np.ndarray, np.ndarray]:
+        T, H, W = self.frames.shape[:3]
+        K1 = self.num_objects + 1
+        probs = np.empty((T, K1, H, W), np.float32)
+        for t in range(T):
+            if t in self.anchors:
+                c = self.anchor_confidence
+                probs[t] = np.moveaxis(_onehot(self.anchors[t], K1), -1, 0) * (c - (1 - c) / (K1 - 1)) \
+                    + (1 - c) / (K1 - 1)
+            else:
+                probs[t] = np.moveaxis(_resize(self.prev[t], (H, W)).reshape(H, W, K1), -1, 0)
+        probs /= probs.sum(1, keepdims=True)
+        masks = probs.argmax(1).astype(np.uint8)
+        return masks, probs

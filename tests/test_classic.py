@@ -1,0 +1,138 @@
+"""The ``classic`` backend on a tiny synthetic video with scribbles from the real davisinteractive robot.
+
+The video (8 frames, 64x96) is made here: two elongated textured bars (the robot cannot scribble
+blobs) moving 3 px/frame in opposite directions over a textured background, so that a mask that
+ignores motion drifts off the objects.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from datasets.davis_compat import batched_f_measure, batched_jaccard, robot_for
+from VOS.classic import ClassicBackend, rasterize_strokes
+
+T, H, W, K = 8, 64, 96, 2
+
+
+def tiny_video(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(frames (T, H, W, 3) uint8, gt (T, H, W) uint8 ids 0..2)."""
+    rng = np.random.default_rng(seed)
+    noise = cv2.resize(rng.uniform(60, 140, (H // 4, W // 4, 3)).astype(np.float32), (W, H))
+    background = (noise + rng.normal(0, 6, (H, W, 3))).clip(0, 255)
+    frames = np.empty((T, H, W, 3), np.uint8)
+    gt = np.zeros((T, H, W), np.uint8)
+    bars = [  # (centre x, centre y, length, width, angle deg, vx, vy, colour)
+        (30.0, 20.0, 44, 9, 15.0, 3.0, 1.0, (220, 40, 40)),
+        (62.0, 44.0, 40, 8, -25.0, -3.0, -1.0, (40, 60, 230)),
+    ]
+    for t in range(T):
+        img = background.copy()
+        for k, (cx, cy, L, w, ang, vx, vy, col) in enumerate(bars, 1):
+            box = cv2.boxPoints(((cx + vx * t, cy + vy * t), (L, w), ang + 2 * t)).astype(np.int32)
+            m = np.zeros((H, W), np.uint8)
+            cv2.fillPoly(m, [box], 1)
+            stripes = 25 * np.sin(np.arange(W) / 2.0 + k)[None, :, None]
+            img = np.where(m[..., None] > 0, np.asarray(col, np.float32) + stripes, img)
+            gt[t][m > 0] = k
+        frames[t] = img.clip(0, 255).astype(np.uint8)
+    return frames, gt
+
+
+def jandf(gt: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Per-frame J&F averaged over objects, as the benchmark computes it."""
+    j = batched_jaccard(gt, masks, average_over_objects=True, nb_objects=K)
+    f = batched_f_measure(gt, masks, average_over_objects=True, nb_objects=K)
+    return (j + f) / 2
+
+
+@pytest.fixture(scope="module")
+def video():
+    return tiny_video()
+
+
+@pytest.fixture(scope="module")
+def robot():
+    return robot_for(min_nb_nodes=4)
+
+
+def test_rasterize_strokes_scales_by_width_and_height():
+    stroke = {"path": [[0.0, 0.5], [0.999, 0.5]], "object_id": 2}
+    lab = rasterize_strokes([stroke, {"path": [[0.5, 0.0], [0.5, 0.99]], "object_id": 0}], 10, 20)
+    assert (lab[5, :10] == 2).all() and (lab[5, 11:] == 2).all()   # full row 5 (x from 0 to 19)
+    assert (lab[:, 10] == 0).all()                                  # later stroke wins at the crossing
+    assert (lab >= 0).sum() == 20 + 10 - 1
+
+
+def test_one_round_beats_trivial_predictors(video, robot):
+    frames, gt = video
+    f = T // 2
+    scribbles = robot.interact("tiny", np.zeros_like(gt, dtype=int), gt.astype(int), nb_objects=K, frame=f)
+    assert scribbles["scribbles"][f], "the robot drew nothing; the test video is wrong"
+    b = ClassicBackend(work_size=96)
+    b.start(frames, K)
+    out = b.interact(f, scribbles)
+    score = jandf(gt, out.masks).mean()
+    # The bound: the best of two predictors that use no image motion. All background scores 0 on
+    # every frame (both objects are present everywhere); the ground truth of the annotated frame
+    # copied to all frames is what a backend would get that segments the annotated frame perfectly
+    # but does not follow the motion. A useful backend must beat both.
+    zero = jandf(gt, np.zeros_like(gt)).mean()
+    copy = jandf(gt, np.repeat(gt[f:f + 1], T, 0)).mean()
+    bound = max(zero, copy)
+    assert zero == 0.0 and copy < 0.7   # the sequence really moves
+    assert score > bound + 0.05, (score, zero, copy)
+    # probabilities carry confidence: lower away from the annotated frame
+    top = out.probs.max(1).mean((1, 2))
+    assert top[f] > top[0] and top[f] > top[-1]
+
+
+def test_more_rounds_never_worsen_annotated_frames(video, robot):
+    frames, gt = video
+    b = ClassicBackend(work_size=96)
+    b.start(frames, K)
+    f = T // 2
+    pred = np.zeros_like(gt, dtype=int)
+    annotated: list[int] = []
+    previous: dict[int, float] = {}
+    for _ in range(4):
+        scribbles = robot.interact("tiny", pred, gt.astype(int), nb_objects=K, frame=f)
+        out = b.interact(f, scribbles)
+        annotated.append(f)
+        j = batched_jaccard(gt, out.masks, average_over_objects=True, nb_objects=K)
+        for a, before in previous.items():
+            assert j[a] >= before - 1e-3, (a, before, j[a])
+        previous = {a: j[a] for a in set(annotated)}
+        pred = out.masks.astype(int)
+        q = jandf(gt, out.masks)
+        q[annotated] = np.inf   # oracle-worst among frames not annotated yet
+        f = int(np.argmin(q))
+
+
+def test_flow_is_computed_once_per_video(video, robot):
+    frames, gt = video
+    b = ClassicBackend(work_size=96)
+    b.start(frames, K)
+    s = robot.interact("tiny", np.zeros_like(gt, dtype=int), gt.astype(int), nb_objects=K, frame=2)
+    b.interact(2, s)
+    cache = b.flow()
+    b.interact(6, robot.interact("tiny", np.zeros_like(gt, dtype=int), gt.astype(int), nb_objects=K, frame=6))
+    assert b.flow() is cache and len(cache.fwd) == T - 1
+    with b.trial():
+        b.interact(0, s)
+    assert b.flow() is cache      # the cache is shared by get_state/set_state, never copied
+    b.start(frames, K)
+    assert b._flow is None        # a new video gets new flow
+
+
+def test_frames_outside_the_new_interval_are_kept(video, robot):
+    frames, gt = video
+    b = ClassicBackend(work_size=96)
+    b.start(frames, K)
+    zeros = np.zeros_like(gt, dtype=int)
+    first = b.interact(2, robot.interact("tiny", zeros, gt.astype(int), nb_objects=K, frame=2))
+    second = b.interact(5, robot.interact("tiny", first.masks.astype(int), gt.astype(int), nb_objects=K, frame=5))
+    # anchors 2 and 5: frames 0..2 depend on anchor 2 only, so they must not change
+    np.testing.assert_array_equal(second.probs[:3], first.probs[:3])
+    assert not np.array_equal(second.probs[3:5], first.probs[3:5])

@@ -75,6 +75,8 @@ def test_state_copy_restore_gives_identical_continuations(backend):
     backend.interact(1, _scribbles(1))
     saved = backend.get_state()
     a = backend.interact(4, _scribbles(4))
+    backend.interact(0, _scribbles(0, shift=4))   # more rounds that restoring must forget
+    backend.interact(3, _scribbles(3, shift=2))
     backend.set_state(saved)
     b = backend.interact(4, _scribbles(4))
     np.testing.assert_array_equal(a.masks, b.masks)

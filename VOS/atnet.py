@@ -226,21 +226,19 @@ class ATNetBackend(VOSBackend):
         K = self.num_objects
         padded, self.pad_info = self.utils.apply_pad(self.frames[0].astype(np.float32))
         self.padded_hw = padded.shape[:2]
-        self._images: dict[int, torch.Tensor] = {}          # normalised padded frames, built lazily
         self.final_masks = np.zeros((T, H, W), dtype=np.uint8)
         self.prob_maps = torch.zeros((T, K) + self.padded_hw, device=self.torch_device)
         self.anno_6ch_r5: list[torch.Tensor] = []            # A-Net indicator features, one per round
         self.anno_3ch_r5: list[torch.Tensor] = []            # T-Net encoder features of annotated frames
 
     def _image(self, t: int) -> torch.Tensor:
-        """(1, 3, Hp, Wp) float: frame t as the checkout's DAVIS loader and transforms make it."""
-        if t not in self._images:
-            img = self.frames[t].astype(np.float32)            # RGB, as the loader's rgb=True
-            padded = self.utils.apply_pad(img, padinfo=self.pad_info)
-            norm = (padded / 255.0 - np.array(MEAN, np.float32)) / np.array(STD, np.float32)
-            self._images[t] = torch.from_numpy(np.ascontiguousarray(norm.transpose(2, 0, 1)))[None].float() \
-                .to(self.torch_device)
-        return self._images[t]
+        """(1, 3, Hp, Wp) float: frame t as the checkout's DAVIS loader and transforms make it
+        (made on demand: a few ms, against seconds for the network; a cache would cost ~5 MB per
+        480p frame)."""
+        img = self.frames[t].astype(np.float32)            # RGB, as the loader's rgb=True
+        padded = self.utils.apply_pad(img, padinfo=self.pad_info)
+        norm = (padded / 255.0 - np.array(MEAN, np.float32)) / np.array(STD, np.float32)
+        return torch.from_numpy(np.ascontiguousarray(norm.transpose(2, 0, 1)))[None].float().to(self.torch_device)
 
     # -- one round ------------------------------------------------------------------------------
     def _strokes_on(self, frame: int) -> list[dict]:

@@ -395,16 +395,28 @@ class ClassicBackend(VOSBackend):
             self.prev[a] = self._anchor_small(a)
 
     def _full_resolution(self) -> tuple[np.ndarray, np.ndarray]:
+        """Upsample the working-resolution result: masks (T, H, W) uint8, probs (T, K+1, H, W) float32."""
         T, H, W = self.frames.shape[:3]
         K1 = self.num_objects + 1
         probs = np.empty((T, K1, H, W), np.float32)
+        masks = np.empty((T, H, W), np.uint8)
+        c = self.anchor_confidence
+        low, high = (1 - c) / (K1 - 1), c
         for t in range(T):
             if t in self.anchors:
-                c = self.anchor_confidence
-                probs[t] = np.moveaxis(_onehot(self.anchors[t], K1), -1, 0) * (c - (1 - c) / (K1 - 1)) \
-                    + (1 - c) / (K1 - 1)
-            else:
-                probs[t] = np.moveaxis(_resize(self.prev[t], (H, W)).reshape(H, W, K1), -1, 0)
-        probs /= probs.sum(1, keepdims=True)
-        masks = probs.argmax(1).astype(np.uint8)
+                masks[t] = self.anchors[t]
+                for k in range(K1):
+                    probs[t, k] = np.where(masks[t] == k, high, low)
+                continue
+            small = self.prev[t]   # rows sum to 1; bilinear weights keep that up to rounding
+            best = probs[t, 0]
+            best[:] = _resize(np.ascontiguousarray(small[..., 0]), (H, W))
+            best = best.copy()
+            mask = masks[t]
+            mask[:] = 0
+            for k in range(1, K1):   # arg-max over planes: much faster than argmax(-1) here
+                plane = probs[t, k]
+                plane[:] = _resize(np.ascontiguousarray(small[..., k]), (H, W))
+                np.copyto(mask, k, where=plane > best)
+                np.maximum(best, plane, out=best)
         return masks, probs

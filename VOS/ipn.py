@@ -132,10 +132,10 @@ class IPNBackend(VOSBackend):
         the checkouts (default VOS/)."""
         path = checkout_dir("ipn", root)
         info = CHECKOUTS["ipn"]
-        items = [(f"IPN checkout {path}", (path / "interaction_net.py").is_file(), info.clone_command())]
+        items = [(f"checkout {path}", (path / "interaction_net.py").is_file(), info.clone_command())]
         for rel in info.weights:
             w = path / rel
-            items.append((f"IPN weights {w}", w.is_file(), f"download {Path(rel).name} from {WEIGHTS_URL} to {w}"))
+            items.append((f"weights {w}", w.is_file(), f"download {Path(rel).name} from {WEIGHTS_URL} to {w} (see README, 'VOS networks')"))
         return items
 
     # -- state --------------------------------------------------------------------------------

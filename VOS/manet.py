@@ -214,8 +214,8 @@ class MANetBackend(VOSBackend):
         info = CHECKOUTS["manet"]
         w = path / info.weights[0]
         return [
-            (f"MANet checkout {path}", (path / "networks" / "IntVOS.py").is_file(), info.clone_command()),
-            (f"MANet weights {w}", w.is_file(), f"download {w.name} from {WEIGHTS_URL} to {w}"),
+            (f"checkout {path}", (path / "networks" / "IntVOS.py").is_file(), info.clone_command()),
+            (f"weights {w}", w.is_file(), f"download {w.name} from {WEIGHTS_URL} to {w} (see README, 'VOS networks')"),
         ]
 
     # -- state --------------------------------------------------------------------------------

@@ -355,6 +355,14 @@ def train_epoch(net: QualityNet, loader: DataLoader, optimizer: torch.optim.Opti
     return total / max(n, 1)
 
 
+def init_head(net: QualityNet, mean_target: float) -> None:
+    """Start every prediction at ``mean_target`` (fc1 weight 0, bias = mean): a from-scratch network otherwise
+    begins far off and its first large gradients destabilise the trunk. Used for fresh runs only."""
+    with torch.no_grad():
+        net.fc1.weight.zero_()
+        net.fc1.bias.fill_(mean_target)
+
+
 def _save_checkpoint(path: Path, net: QualityNet, optimizer, scheduler, epoch: int, history: list[dict]) -> None:
     buf = io.BytesIO()
     torch.save({"model": net.state_dict(), "meta": net.meta(), "optimizer": optimizer.state_dict(),
@@ -389,10 +397,7 @@ def train_quality(net: QualityNet, train_set: QADataset, val_set: QADataset | No
             start, history = int(ckpt["epoch"]) + 1, list(ckpt.get("history", []))
             log.info("QA training resumed from %s after epoch %d", ckpt_path, start)
     if start == 0 and len(train_set):
-        # Start the output at the mean target (a from-scratch network otherwise spends its first
-        # epoch just finding the offset); ignored when resuming.
-        with torch.no_grad():
-            net.fc1.bias.fill_(float(np.mean(train_set.targets)))
+        init_head(net, float(np.mean(train_set.targets)))
     gen = torch.Generator().manual_seed(seed)
     for epoch in range(start, epochs):
         gen.manual_seed(seed * 1000 + epoch)
@@ -417,5 +422,5 @@ def train_quality(net: QualityNet, train_set: QADataset, val_set: QADataset | No
 
 
 __all__ = ["Augment", "COLUMNS", "INDEX_FILE", "META_FILE", "QADataWriter", "QADataset", "correlations",
-           "evaluate_quality", "generate_qa_data", "make_datasets", "predict", "prob_relpath", "quantise",
+           "evaluate_quality", "generate_qa_data", "init_head", "make_datasets", "predict", "prob_relpath", "quantise",
            "read_index", "single_object_jf", "split_by_sequence", "train_epoch", "train_quality"]

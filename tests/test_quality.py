@@ -8,6 +8,16 @@ import torchvision
 
 from agent.quality import QualityAssessor, QualityNet, load_quality_net
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks run faster on one thread (and much faster when other processes share the cores)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 STAGES = [("res2", 64, 3), ("res3", 128, 4), ("res4", 256, 6), ("res5", 512, 3)]   # ResNet-50
 
 
@@ -134,3 +144,157 @@ def test_assessor_shape_range_and_batching():
     with torch.no_grad():
         net.fc1.bias.fill_(50.0)
     assert (QualityAssessor(net, "cpu")(frames, probs) == 1.0).all()
+
+
+# -- data generation, training and the wild setting on a tiny generated set ----------------------
+@pytest.fixture(scope="module")
+def qa_data(tiny_davis, tmp_path_factory):
+    from agent.qa_data import generate_qa_data
+    from VOS.registry import build_backend
+
+    out = tmp_path_factory.mktemp("qa") / "quality_assessment"
+    index = generate_qa_data(tiny_davis, "val", build_backend("classic"), out, rounds=3, progress=False)
+    return tiny_davis, out, index
+
+
+def test_generated_layout_targets_and_resume(qa_data):
+    from PIL import Image
+
+    from agent.qa_data import generate_qa_data, read_index
+    from VOS.registry import build_backend
+
+    spec, out, index = qa_data
+    # 2 val sequences x 1 scribble x 3 rounds x 2 objects x 6 frames
+    assert len(index) == 2 * 3 * 2 * 6
+    assert sorted(index["sequence"].unique()) == ["bars-a", "bars-b"]
+    assert set(index["interaction"]) == {1, 2, 3} and set(index["scribble"]) == {1}
+    r = index[(index.sequence == "bars-b") & (index.interaction == 2) & (index.object == 2) & (index.frame == 4)]
+    assert r["prob"].item() == "interaction-2/scribble-1/bars-b/probs/2/00004.png"
+    gt = spec.annotations("bars-b")
+    for _, row in index[index.sequence == "bars-b"].iterrows():
+        q = np.asarray(Image.open(out / row["prob"]))
+        assert q.dtype == np.uint8 and q.shape == gt.shape[1:]
+        pred, true = q > 204, gt[row["frame"]] == row["object"]      # prob > 0.8 <=> round(255 p) > 204
+        union = (pred | true).sum()
+        j = 1.0 if union == 0 else (pred & true).sum() / union       # J by hand
+        assert row["both_empty"] == int(union == 0)
+        # J&F = (J + F) / 2 with F in [0, 1]: the target lies within half a unit above J / 2
+        assert j / 2 - 1e-6 <= row["target"] <= j / 2 + 0.5 + 1e-6
+        if j == 1.0:
+            assert row["target"] == pytest.approx(1.0)
+    # a rerun finds every sample indexed and changes nothing
+    before = (out / "index.csv").read_text()
+    again = generate_qa_data(spec, "val", build_backend("classic"), out, rounds=3, progress=False)
+    assert (out / "index.csv").read_text() == before and len(again) == len(read_index(out))
+    with pytest.raises(ValueError, match="other settings"):
+        generate_qa_data(spec, "val", build_backend("classic"), out, rounds=4, progress=False)
+
+
+def test_augmentation_identity_and_alignment():
+    from agent.qa_data import Augment
+
+    rng = np.random.default_rng(0)
+    prob = np.zeros((40, 60), np.float32)
+    prob[10:25, 5:50] = 1.0
+    img = np.repeat((prob * 255).astype(np.uint8)[..., None], 3, axis=2)
+    none = Augment(resize=None, crop=0, scale=(1, 1), shear=0, rotate=0, brightness=0, contrast=0, flip=False)
+    out_img, out_prob = none(rng, img, prob)
+    np.testing.assert_allclose(out_img, img / 255.0, atol=1e-6)
+    np.testing.assert_allclose(out_prob, prob, atol=1e-6)
+    # resize maps pixel centres: source (0.5, 0.5) of a 60x40 frame -> (0, 0) of a 30x20 one
+    m, size = Augment(resize=(30, 20), crop=0, scale=(1, 1), shear=0, rotate=0, flip=False).matrix(rng, (60, 40))
+    assert size == (30, 20)
+    np.testing.assert_allclose(m @ [0.5, 0.5, 1], [0, 0, 1], atol=1e-9)
+    np.testing.assert_allclose(m @ [58.5, 38.5, 1], [29, 19, 1], atol=1e-9)   # centre of the last 2x2 block
+    # random geometry is the same for frame and map
+    geo = Augment(resize=(90, 50), brightness=0, contrast=0)
+    for seed in range(5):
+        a_img, a_prob = geo(np.random.default_rng(seed), img, prob)
+        assert a_img.shape == (50, 90, 3) and a_prob.shape == (50, 90)
+        assert np.abs(a_img[..., 0] - a_prob).max() < 2 / 255
+        assert a_prob.max() > 0.9          # the object is still there
+
+
+def test_split_by_sequence_holds_out_whole_sequences():
+    import pandas as pd
+
+    from agent.qa_data import split_by_sequence
+
+    df = pd.DataFrame({"sequence": [f"s{i % 7}" for i in range(70)], "target": np.linspace(0, 1, 70)})
+    tr, va = split_by_sequence(df, 0.3, seed=1)
+    assert va["sequence"].nunique() == 3 and tr["sequence"].nunique() == 4      # ceil(0.3 * 7)
+    assert not set(tr["sequence"]) & set(va["sequence"]) and len(tr) + len(va) == 70
+    tr2, va2 = split_by_sequence(df, 0.3, seed=1)
+    assert set(va2["sequence"]) == set(va["sequence"])
+
+
+def test_training_steps_reduce_loss(qa_data):
+    from torch.utils.data import DataLoader, Subset
+
+    from agent.qa_data import QADataset, init_head, train_epoch
+
+    spec, out, index = qa_data
+    torch.manual_seed(0)
+    ds = QADataset(index, spec.root, out, crop_size=32, min_size=16, augment=None)
+    # The classic backend segments the tiny bars almost perfectly (targets ~0.95-1): spread the 16 targets
+    # over [0.2, 1] so that there is something to fit.
+    pick = list(range(0, len(ds), len(ds) // 16))[:16]
+    ds.targets[pick] = np.linspace(0.2, 1.0, 16, dtype=np.float32)
+    batch = DataLoader(Subset(ds, pick), batch_size=16)
+    net = QualityNet("resnet18", crop_size=32, min_size=16)
+    init_head(net, float(ds.targets[pick].mean()))
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
+    losses = [train_epoch(net, batch, opt) for _ in range(5)]   # each value: the loss before that step
+    assert losses[0] == pytest.approx(ds.targets[pick].var(), rel=1e-4)   # predictions start at the mean
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_training_history_checkpoint_and_resume(qa_data, tmp_path):
+    from agent.qa_data import QADataset, train_quality
+
+    spec, out, index = qa_data
+    torch.manual_seed(0)
+    ds = QADataset(index.iloc[::4], spec.root, out, crop_size=32, min_size=16, augment=None)
+    net = QualityNet("resnet18", crop_size=32, min_size=16)
+    hist = train_quality(net, ds, ds, epochs=2, ckpt_path=tmp_path / "assess_net.pt",
+                         history_path=tmp_path / "h.json", lr=1e-3, batch_size=16, progress=False)
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert hist[1]["lr"] == pytest.approx(0.95e-3)                 # ExponentialLR per epoch
+    assert {"val_pearson", "val_spearman", "val_mae", "train_loss"} <= set(hist[-1])
+    assert (tmp_path / "h.csv").exists()
+    # a rerun with more epochs continues where the checkpoint stopped
+    net2 = QualityNet("resnet18", crop_size=32, min_size=16)
+    hist2 = train_quality(net2, ds, ds, epochs=3, ckpt_path=tmp_path / "assess_net.pt", lr=1e-3, batch_size=16,
+                          progress=False)
+    assert [h["epoch"] for h in hist2] == [1, 2, 3] and hist2[:2] == hist
+    assert hist2[2]["lr"] == pytest.approx(1e-3 * 0.95 ** 2)
+    # our checkpoint loads strictly for inference, with its crop settings
+    loaded = load_quality_net(tmp_path / "assess_net.pt")
+    assert loaded.crop_size == 32 and loaded.min_size == 16
+    pytest.qa_weights = tmp_path / "assess_net.pt"
+
+
+def test_wild_setting_end_to_end(qa_data):
+    from agent.selection import WorstSelector
+    from interaction.loop import run_episodes
+    from VOS.registry import build_backend
+
+    spec, out, index = qa_data
+    weights = getattr(pytest, "qa_weights", None)
+    if weights is None:
+        pytest.skip("needs the trained tiny model of the previous test")
+    qa = QualityAssessor(load_quality_net(weights), "cpu", batch_size=16)
+    recs = run_episodes(spec, [("bars-a", 1)], "val", build_backend("classic"), WorstSelector(), 3, setting="wild",
+                        quality_fn=qa, progress=False)
+    rounds = recs[0].rounds
+    assert len(rounds) == 3
+    frames = spec.frames("bars-a")
+    for r in rounds:
+        assert r.quality is not None and r.quality.shape == (6,)
+        assert (r.quality >= 0).all() and (r.quality <= 1).all()
+    # wild-worst asks for the frame the QA network rates worst among those not annotated yet
+    q1 = rounds[0].quality
+    masked = q1.copy()
+    masked[rounds[0].frame] = np.inf
+    assert rounds[0].next_frame == int(np.argmin(masked))
+    assert frames.shape[0] == 6

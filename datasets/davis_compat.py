@@ -36,7 +36,7 @@ import numpy as _np
 import pandas as _pd
 
 _ALIASES = {"int": int, "float": float, "bool": bool, "object": object, "str": str,
-            "trapz": getattr(_np, "trapezoid", None) or getattr(_np, "trapz")}
+            "trapz": getattr(_np, "trapezoid", None) or _np.trapz}
 
 
 class _NumpyProxy(types.ModuleType):
@@ -101,12 +101,13 @@ def _stub_mask_extension() -> None:
     try:
         importlib.import_module(name)
     except Exception as exc:  # the extension was built for an older numpy/Cython
+        reason = f"{type(exc).__name__}: {exc}"
         stub = types.ModuleType(name)
 
         def _unavailable(*_a, **_k):
             raise RuntimeError(
                 "davisinteractive's C mask decoder does not load on this numpy/Cython "
-                f"({exc}); it is only needed for the remote challenge server, not local evaluation.")
+                f"({reason}); it is only needed for the remote challenge server, not local evaluation.")
 
         for fn in ("encode", "decode", "iou", "merge", "frPyObjects", "area", "toBbox"):
             setattr(stub, fn, _unavailable)

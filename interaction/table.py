@@ -6,10 +6,9 @@ round-AUC x100 and J&F after the last round x100.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterable
-
-import json
 
 import pandas as pd
 

@@ -33,9 +33,8 @@ def test_robot_is_deterministic_with_ties():
 
 def test_robot_matches_legacy_tiebreak():
     """The robot's skeleton is scikit-image's medial_axis with RandomState(0)'s permutation."""
-    from skimage.morphology import medial_axis
-
     import davisinteractive.robot.interactive_robot as ir
+    from skimage.morphology import medial_axis
 
     mask = np.zeros((40, 60), bool)
     mask[5:25, 5:55] = True
@@ -68,7 +67,7 @@ def test_session_rounds_requested_frames_and_summary(tiny_davis, tmp_path):
         sess = dc.DavisInteractiveSession(davis_root=str(spec.root), subset=subset, max_nb_interactions=3,
                                           max_time=None, report_save_dir=str(tmp_path))
         with sess:
-            n = 0
+            n, r = 0, 0
             while sess.next():
                 seq, scribbles, new = sess.get_scribbles(only_last=True)
                 _, idx = sess.samples[sess.sample_idx]
@@ -84,15 +83,15 @@ def test_session_rounds_requested_frames_and_summary(tiny_davis, tmp_path):
                 n += 1
         summary = sess.get_global_summary()
     assert n == len(seqs) * 3 * 3
-    for (seq, idx, r), frames in seen_frames.items():
+    for (_, _, r), frames in seen_frames.items():
         if r > 1:   # the robot drew on exactly the frame requested after the previous round
             assert frames in ([requested[r - 1]], [])
-    assert any(frames == [requested[1]] for (s, i, r), frames in seen_frames.items() if r == 2)
+    assert any(frames == [requested[1]] for (_, _, r), frames in seen_frames.items() if r == 2)
 
     # Independent computation: per (round, seq, scribble, object) the frame-mean of (J + F) / 2,
     # J by hand, F with the package's boundary measure; then the plain mean over rows.
     rows = []
-    for (seq, idx, r), pred in submitted.items():
+    for (seq, _, r), pred in submitted.items():
         gt = spec.annotations(seq).astype(np.int64)
         f = dc.batched_f_measure(gt, pred, average_over_objects=False, nb_objects=2)
         for k in (1, 2):

@@ -34,7 +34,7 @@ def test_worst_rounds_follow_the_selector_and_scores_are_exact(tiny_davis):
             else:
                 assert rr.next_frame is None
     # J&F per round equals an independent computation on the masks the backend produced
-    for (seq, masks), rr in zip(masks_seen, [r for rec in recs for r in rec.rounds]):
+    for (seq, masks), rr in zip(masks_seen, [r for rec in recs for r in rec.rounds], strict=True):
         gt = tiny_davis.annotations(seq).astype(np.int64)
         assert rr.jf == pytest.approx(object_weighted_jf(gt, masks.astype(np.int64), 2), abs=1e-12)
 

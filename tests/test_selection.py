@@ -4,8 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.selection import (build_selector, candidate_frames, linspace_grid, select_best, select_linspace,
-                             select_random, select_worst)
+from agent.selection import (
+    build_selector,
+    candidate_frames,
+    linspace_grid,
+    select_best,
+    select_linspace,
+    select_random,
+    select_worst,
+)
 
 
 @pytest.mark.parametrize("T, first, grid", [

@@ -183,6 +183,8 @@ def segment_annotated(image: np.ndarray, seeds: np.ndarray, num_objects: int, pr
         else:
             probable = prior == k
         mask = np.where(probable, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+        if prior is None:   # no background strokes yet: distractors far from the object's strokes stay out
+            mask[dist_k > 3 * radius] = cv2.GC_BGD
         if prior is not None:
             mask[~changeable & probable] = cv2.GC_FGD
             mask[~changeable & ~probable] = cv2.GC_BGD

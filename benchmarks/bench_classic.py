@@ -69,27 +69,27 @@ def main(argv: list[str] | None = None) -> int:
     first_round: list[float] = []
     later_rounds: list[float] = []
     with registered(spec, seqs, "val") as subset, tempfile.TemporaryDirectory() as report_dir:
-        sess = DavisInteractiveSession(host="localhost", davis_root=str(spec.root), subset=subset,
-                                       max_nb_interactions=a.rounds, max_time=None,
-                                       metric_to_optimize="J_AND_F", report_save_dir=report_dir)
-        gt = frames = None
-        annotated: list[int] = []
-        requested = 0
-        while sess.next():
-            seq, scribbles, first = sess.get_scribbles(only_last=True)
-            if first:
-                frames, gt = spec.frames(seq), spec.annotations(seq)
-                K = spec.sequences[seq]["num_objects"]
-                backend.start(frames, K, sequence=seq)
-                annotated = []
-                drawn = annotated_frames(scribbles)
-                requested = drawn[0] if drawn else 0
-            out = backend.interact(requested, scribbles)
-            (first_round if first else later_rounds).append(out.timings["total"])
-            annotated.append(requested)
-            requested = worst_frame(frame_quality(gt, out.masks, K), annotated)
-            sess.submit_masks(out.masks, next_scribble_frame_candidates=[requested])
-        summary = sess.get_global_summary()
+        with DavisInteractiveSession(host="localhost", davis_root=str(spec.root), subset=subset,
+                                     max_nb_interactions=a.rounds, max_time=None,
+                                     metric_to_optimize="J_AND_F", report_save_dir=report_dir) as sess:
+            gt = frames = None
+            annotated: list[int] = []
+            requested = 0
+            while sess.next():
+                seq, scribbles, first = sess.get_scribbles(only_last=True)
+                if first:
+                    frames, gt = spec.frames(seq), spec.annotations(seq)
+                    K = spec.sequences[seq]["num_objects"]
+                    backend.start(frames, K, sequence=seq)
+                    annotated = []
+                    drawn = annotated_frames(scribbles)
+                    requested = drawn[0] if drawn else 0
+                out = backend.interact(requested, scribbles)
+                (first_round if first else later_rounds).append(out.timings["total"])
+                annotated.append(requested)
+                requested = worst_frame(frame_quality(gt, out.masks, K), annotated)
+                sess.submit_masks(out.masks, next_scribble_frame_candidates=[requested])
+            summary = sess.get_global_summary()
 
     curve = list(summary["curve"]["J_AND_F"])[:-1]   # [0, m1, ..., mR] without the trailing repeat
     auc = float(np.trapezoid(curve) / (len(curve) - 1))

@@ -20,3 +20,9 @@ def new_experiment(name: str) -> Experiment:
     quiet.setLevel(logging.ERROR)
     ex.logger = quiet
     return ex
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Scripts' logging: our modules at ``level``; davisinteractive's per-round messages (absl) hidden."""
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("absl").setLevel(logging.WARNING)

@@ -8,11 +8,10 @@ after an interruption resumes where it stopped.
 """
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
-from _experiment import new_experiment
+from _experiment import new_experiment, setup_logging
 
 ex = new_experiment("eval_agent")
 
@@ -51,7 +50,7 @@ def main(_config, vos, setting, dataset, split, method, rounds, seed, device, da
     from interaction.factory import describe, make_quality_fn, make_selector, results_path
     from VOS.registry import build_backend, canonical
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     dev = resolve_device(device)
     spec = resolve(dataset, data_dir)
     selector = make_selector(method, setting, agent_weights, dev, greedy_candidates)

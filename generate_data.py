@@ -13,9 +13,7 @@ the object's ground truth). Re-running the same command after an interruption re
 # ruff: noqa: F841  (sacred reads the config functions' local variables)
 from __future__ import annotations
 
-import logging
-
-from _experiment import new_experiment
+from _experiment import new_experiment, setup_logging
 
 ex = new_experiment("generate_data")
 
@@ -60,8 +58,7 @@ def main(vos, dataset, split, rounds, method, setting, scribbles, seed, device, 
 
     if method != "worst" or setting != "oracle":
         raise ValueError("the QA data is made with the oracle-worst protocol only (method=worst, setting=oracle)")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("absl").setLevel(logging.WARNING)   # the session logs every round
+    setup_logging()
     spec = resolve(dataset, data_dir)
     seqs = spec.subset(split, sequences)
     if not seqs:

@@ -12,9 +12,7 @@ appended per episode; re-running resumes.
 # ruff: noqa: F841  (sacred reads the config functions' local variables)
 from __future__ import annotations
 
-import logging
-
-from _experiment import new_experiment
+from _experiment import new_experiment, setup_logging
 
 ex = new_experiment("pretrain_agent")
 
@@ -64,8 +62,7 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     from interaction.evaluate import samples_of
     from VOS.registry import build_backend, canonical
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("absl").setLevel(logging.WARNING)   # the session logs every round
+    setup_logging()
     spec = resolve(dataset, data_dir)
     samples = samples_of(spec, split, sequences)
     if not samples:

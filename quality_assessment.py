@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 
-from _experiment import new_experiment
+from _experiment import new_experiment, setup_logging
 
 ex = new_experiment("quality_assessment")
 
@@ -71,7 +71,7 @@ def main(backbone, crop_size, min_size, pretrained, epochs, batch_size, lr, mome
     from agent.quality import QualityNet
     from core.device import resolve_device
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     torch.manual_seed(seed)
     dev = resolve_device(device)
     aug = Augment(resize=tuple(resize) if resize else None)

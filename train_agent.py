@@ -12,10 +12,9 @@ a per-episode log {train_dir}/train_agent_log.csv and a resumable checkpoint
 # ruff: noqa: F841  (sacred reads the config functions' local variables)
 from __future__ import annotations
 
-import logging
 import os
 
-from _experiment import new_experiment
+from _experiment import new_experiment, setup_logging
 
 ex = new_experiment("train_agent")
 
@@ -72,8 +71,7 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     from interaction.evaluate import samples_of
     from VOS.registry import build_backend, canonical
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("absl").setLevel(logging.WARNING)   # the session logs every round
+    setup_logging()
     dev = resolve_device(device)
     spec = resolve(dataset, data_dir)
     samples = samples_of(spec, split, sequences)

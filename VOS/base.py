@@ -29,7 +29,9 @@ class RoundOutput:
     """What a backend returns after one round.
 
     masks: (T, H, W) uint8 object ids (0 = background).
-    probs: (T, K+1, H, W) float32 in [0, 1], channel 0 background; sums to ~1 over channels.
+    probs: (T, K+1, H, W) float32 in [0, 1], channel k the probability of object k, channel 0
+        background. Softmax backends (classic, MANet, IPN) sum to 1 over channels; ATNet's channels
+        are independent per-object sigmoids (channel 0 = 1 - max_k), as the published wrapper kept them.
     timings: seconds spent per named step of the round (at least ``total``).
     """
 

@@ -33,6 +33,7 @@ def config():
     min_sigma = 0.01         # goal reward: sigma below this (or from a single random run) is raised to it
     sequences = None         # optional list of sequence names (default: the whole split)
     vos_options = {}         # passed to the backend
+    threads = 1              # torch CPU threads
     progress = True
 
 
@@ -51,8 +52,10 @@ def paper():
 
 @ex.main
 def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, train_dir, min_nb_nodes, min_sigma,
-         sequences, vos_options, progress):
+         sequences, vos_options, threads, progress):
     from pathlib import Path
+
+    import torch
 
     from agent.records import read_records
     from agent.rewards import RewardStats
@@ -63,6 +66,7 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     from VOS.registry import build_backend, canonical
 
     setup_logging()
+    torch.set_num_threads(int(threads))
     spec = resolve(dataset, data_dir)
     samples = samples_of(spec, split, sequences)
     if not samples:

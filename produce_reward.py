@@ -30,6 +30,7 @@ def config():
     min_nb_nodes = 2 if vos.lower() == "atnet" else 4   # the robot's (published ATNet runs: 2)
     sequences = None         # optional list of sequence names (default: the whole split)
     vos_options = {}         # passed to the backend
+    threads = 1              # torch CPU threads
     progress = True
 
 
@@ -48,8 +49,10 @@ def paper():
 
 @ex.main
 def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, train_dir, min_nb_nodes, sequences,
-         vos_options, progress):
+         vos_options, threads, progress):
     from pathlib import Path
+
+    import torch
 
     from agent.training import check_identity, collect_episodes
     from core.device import resolve_device
@@ -58,6 +61,7 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     from VOS.registry import build_backend, canonical
 
     setup_logging()
+    torch.set_num_threads(int(threads))
     spec = resolve(dataset, data_dir)
     samples = samples_of(spec, split, sequences)
     if not samples:

@@ -38,6 +38,9 @@ def config():
     min_span = 0.05          # replay pre-fill: keep sequences whose frame-mean J&F spans more than this
     updates_per_episode = 14 # DQN updates after each episode (published: 14)
     batch_size = 32          # published: 32
+    lr = 1e-3                # Adam learning rate (published: 5e-6, which barely moves the net in a short run)
+    prefill_updates = 2000   # updates on the pre-filled replay alone before the first episode (published: 0)
+    threads = 1              # torch CPU threads (the net is tiny: more threads only add overhead)
     checkpoint_every = 20    # episodes between checkpoints (also at the end of every epoch)
     sequences = None         # optional list of sequence names (default: the whole split)
     vos_options = {}         # passed to the backend
@@ -55,13 +58,17 @@ def paper():
     epochs = 5
     rounds = 5
     window = 25
+    lr = 5e-6
+    prefill_updates = 0
 
 
 @ex.main
 def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, train_dir, agent_weights,
-         min_nb_nodes, min_sigma, min_span, updates_per_episode, batch_size, checkpoint_every, sequences,
-         vos_options, progress):
+         min_nb_nodes, min_sigma, min_span, updates_per_episode, batch_size, lr, prefill_updates, threads,
+         checkpoint_every, sequences, vos_options, progress):
     from pathlib import Path
+
+    import torch
 
     from agent.records import read_records
     from agent.rewards import RewardStats
@@ -72,6 +79,7 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     from VOS.registry import build_backend, canonical
 
     setup_logging()
+    torch.set_num_threads(int(threads))
     dev = resolve_device(device)
     spec = resolve(dataset, data_dir)
     samples = samples_of(spec, split, sequences)
@@ -88,13 +96,14 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     check_identity(checkpoint, dict(vos=canonical(vos), dataset=spec.name, split=split, rounds=rounds,
                                     window=window, seed=seed, min_nb_nodes=min_nb_nodes, min_sigma=min_sigma,
                                     min_span=min_span, updates_per_episode=updates_per_episode,
-                                    batch_size=batch_size, sequences=list(sequences) if sequences else None))
+                                    batch_size=batch_size, lr=lr, prefill_updates=prefill_updates,
+                                    sequences=list(sequences) if sequences else None))
     backend = build_backend(canonical(vos), dev, **dict(vos_options))
     st = train_dqn(spec, split, samples, backend, stats=stats, prefill=prefill, epochs=epochs, rounds=rounds,
                    window=window, min_nb_nodes=min_nb_nodes, seed=seed, device=dev, weights_path=agent_weights,
                    checkpoint_path=checkpoint, log_path=train_dir / "train_agent_log.csv",
                    checkpoint_every=checkpoint_every, updates_per_episode=updates_per_episode,
-                   batch_size=batch_size, progress=progress)
+                   batch_size=batch_size, lr=lr, prefill_updates=prefill_updates, progress=progress)
     print(f"{agent_weights}: {st.episodes} episodes, {st.steps} actions, replay {len(st.replay)}")
     return st.episodes
 

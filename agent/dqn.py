@@ -22,7 +22,8 @@ from torch import nn
 GAMMA = 0.95
 STEP_SCALE = 0.1      # y_step = gamma * Q' + 0.1 * r_step
 DONE_SCALE = 0.1      # y_done = 0.1 * r_done
-LR = 5e-6
+LR = 5e-6             # published; the built-in runs default to DEFAULT_LR (see train_agent.py)
+DEFAULT_LR = 1e-3
 WEIGHT_DECAY = 5e-4
 BATCH_SIZE = 32
 GRAD_CLAMP = 1.0

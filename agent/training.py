@@ -33,6 +33,7 @@ import torch
 from agent.dqn import (
     BATCH_SIZE,
     GAMMA,
+    LR,
     UPDATES_PER_EPISODE,
     ReplayBuffer,
     Transition,
@@ -134,13 +135,13 @@ class TrainState:
 
 
 def new_train_state(device: torch.device | str, seed: int, prefill: Sequence[Transition],
-                    capacity: int = 100_000) -> TrainState:
+                    capacity: int = 100_000, lr: float = LR) -> TrainState:
     torch.manual_seed(seed)
     policy = QNet().to(device)
     target = copy.deepcopy(policy)
     replay = ReplayBuffer(capacity)
     replay.extend(prefill)
-    return TrainState(policy, target, make_optimizer(policy), replay,
+    return TrainState(policy, target, make_optimizer(policy, lr=lr), replay,
                       explore_rng=np.random.default_rng([int(seed) & 0xFFFFFFFF, 1]),
                       update_rng=np.random.default_rng([int(seed) & 0xFFFFFFFF, 2]))
 
@@ -152,6 +153,7 @@ def save_checkpoint(state: TrainState, path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str) -> TrainState:
+    """A saved :class:`TrainState` (the optimizer keeps the learning rate it was saved with)."""
     d = torch.load(path, map_location=device, weights_only=False)   # our own file: holds the replay
     policy, target = QNet().to(device), QNet().to(device)
     policy.load_state_dict(d["policy"])
@@ -202,16 +204,42 @@ def _truncate_log(path: Path, episodes: int) -> None:
     atomic_write_text(path, df.to_csv(index=False, lineterminator="\n"))
 
 
+def offline_updates(st: TrainState, n: int, device: torch.device | str, batch_size: int = BATCH_SIZE,
+                    gamma: float = GAMMA, progress: bool = True) -> list[float]:
+    """``n`` DQN updates on the replay as it is (no episodes): the losses, in order.
+
+    Used on the pre-filled replay before the first episode (``prefill_updates``; published: 0)."""
+    from tqdm.auto import tqdm
+
+    losses: list[float] = []
+    if n <= 0 or len(st.replay) < batch_size:
+        if n > 0:
+            log.warning("replay holds %d < %d transitions: no offline updates", len(st.replay), batch_size)
+        return losses
+    bar = tqdm(range(n), desc="offline updates on the pre-filled replay", disable=not progress, unit="update")
+    for _ in bar:
+        info = update(st.policy, st.target, st.optimizer, st.replay.sample(batch_size, st.update_rng), device,
+                      st.update_rng, gamma)
+        losses.append(info["loss"])
+        if len(losses) % 50 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+    return losses
+
+
 def train_dqn(spec, split: str, samples: Sequence[tuple[str, int]], backend, *, stats: RewardStats,
               prefill: Sequence[Transition], epochs: int, rounds: int, window: int, min_nb_nodes: int, seed: int,
               device: torch.device | str, weights_path: str | Path, checkpoint_path: str | Path,
               log_path: str | Path, checkpoint_every: int = 20, updates_per_episode: int = UPDATES_PER_EPISODE,
-              batch_size: int = BATCH_SIZE, gamma: float = GAMMA, progress: bool = True) -> TrainState:
+              batch_size: int = BATCH_SIZE, gamma: float = GAMMA, lr: float = LR, prefill_updates: int = 0,
+              progress: bool = True) -> TrainState:
     """Train the agent; writes ``weights_path`` (policy, published layout) at the end of every epoch.
 
-    Each epoch runs every sample once (shuffled) with the epsilon-greedy policy; after each
-    episode its ``rounds - 1`` transitions (step reward, goal reward from ``stats``) join the
-    replay, which starts with ``prefill``, and ``updates_per_episode`` updates follow."""
+    A new run starts with a replay holding ``prefill`` and, when ``prefill_updates`` > 0, that
+    many updates on it alone (then a checkpoint and ``weights_path``). Each epoch then runs every
+    sample once (shuffled) with the epsilon-greedy policy; after each episode its ``rounds - 1``
+    transitions (step reward, goal reward from ``stats``) join the replay and
+    ``updates_per_episode`` updates follow. Adam with learning rate ``lr`` (published 5e-6).
+    ``epochs=0`` with ``prefill_updates`` > 0 trains offline only."""
     from interaction.loop import run_episodes
 
     checkpoint_path, log_path = Path(checkpoint_path), Path(log_path)
@@ -220,8 +248,15 @@ def train_dqn(spec, split: str, samples: Sequence[tuple[str, int]], backend, *, 
         log.info("resuming from %s: %d episodes, %d steps, replay %d", checkpoint_path, st.episodes, st.steps,
                  len(st.replay))
     else:
-        st = new_train_state(device, seed, prefill)
+        st = new_train_state(device, seed, prefill, lr=lr)
         log.info("new agent; replay pre-filled with %d transitions", len(st.replay))
+        if prefill_updates > 0:
+            losses = offline_updates(st, prefill_updates, device, batch_size, gamma, progress)
+            if losses:
+                log.info("%d offline updates: loss %.4f (first 50) -> %.4f (last 50)", len(losses),
+                         np.mean(losses[:50]), np.mean(losses[-50:]))
+            save_checkpoint(st, checkpoint_path)
+            save_weights(st.policy, weights_path)
     _truncate_log(log_path, st.episodes)
     selector = EpsilonGreedySelector(st.policy, device, st.explore_rng, st.steps)
     n = len(samples)
@@ -261,7 +296,7 @@ def train_dqn(spec, split: str, samples: Sequence[tuple[str, int]], backend, *, 
         save_weights(st.policy, weights_path)
         log.info("epoch %d/%d done: %d episodes, %d steps, eps %.3f; weights -> %s", epoch + 1, epochs,
                  st.episodes, st.steps, epsilon(st.steps), weights_path)
-    if st.episodes >= epochs * n and not Path(weights_path).exists():
+    if st.episodes >= epochs * n and not Path(weights_path).exists():   # epochs=0 and no offline updates
         save_weights(st.policy, weights_path)
     return st
 
@@ -277,8 +312,6 @@ def load_prefill(pretrain_csv: str | Path, min_span: float = 0.05) -> list[Trans
     log.info("pre-fill: %d of %d pretrain transitions (sequences with frame-mean J&F span > %g)",
              len(out), len(df), min_span)
     return out
-
-
 
 
 def check_identity(out_path: str | Path, identity: dict[str, Any]) -> None:

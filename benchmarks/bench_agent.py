@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from agent.dqn import DEFAULT_LR  # noqa: E402
 from agent.records import read_records  # noqa: E402
 from agent.rewards import RewardStats  # noqa: E402
 from agent.training import collect_episodes, load_prefill, train_dqn  # noqa: E402
@@ -73,6 +74,9 @@ def main() -> None:
     ap.add_argument("--reward-epochs", type=int, default=8, help="random runs per sample for the goal statistics")
     ap.add_argument("--pretrain-epochs", type=int, default=3)
     ap.add_argument("--train-epochs", type=int, default=5)
+    ap.add_argument("--lr", type=float, default=DEFAULT_LR, help="Adam learning rate (published 5e-6)")
+    ap.add_argument("--prefill-updates", type=int, default=2000,
+                    help="updates on the pre-filled replay before the episodes (published 0)")
     ap.add_argument("--train-sequences", type=int, default=0, help="first N train sequences (0: all)")
     ap.add_argument("--val-sequences", type=int, default=0, help="first N val sequences (0: all)")
     ap.add_argument("--min-nb-nodes", type=int, default=4)
@@ -116,7 +120,8 @@ def main() -> None:
             train_dqn(spec, "train", train_samples, build_backend(args.vos, dev), stats=stats,
                       prefill=load_prefill(sdir / "pretrain.csv"), epochs=args.train_epochs,
                       seed=2019 + 100 * seed, device=dev, weights_path=sdir / "agent.pt",
-                      checkpoint_path=sdir / "agent_checkpoint.pt", log_path=sdir / "train_agent_log.csv", **common)
+                      checkpoint_path=sdir / "agent_checkpoint.pt", log_path=sdir / "train_agent_log.csv",
+                      lr=args.lr, prefill_updates=args.prefill_updates, **common)
         for setting in settings:
             for method in methods:
                 if method == "greedy" and setting != "oracle":
@@ -137,7 +142,7 @@ def main() -> None:
 
     print(f"\n{args.vos} on {spec.name}: agent trained on {len(train_seqs)} train sequences "
           f"({len(train_samples)} samples; reward epochs {args.reward_epochs}, pretrain {args.pretrain_epochs}, "
-          f"train {args.train_epochs}), evaluated on {len(val_seqs)} val sequences, {args.rounds} rounds, "
+          f"train {args.train_epochs}, lr {args.lr:g}, prefill updates {args.prefill_updates}), evaluated on {len(val_seqs)} val sequences, {args.rounds} rounds, "
           f"seeds {seeds}; {time.time() - t_start:.0f} s")
     print(f"{'setting':7s} {'method':9s} {'n':>2s} {'round-AUC x100':>17s} {'J&F@last x100':>16s} "
           f"{'rank of chosen':>15s} {'repeats/sample':>15s}")

@@ -13,6 +13,7 @@ from agent.dqn import (
     dqn_loss,
     dqn_targets,
     epsilon,
+    greedy_action,
     make_optimizer,
     make_state,
     q_values,
@@ -118,3 +119,44 @@ def test_replay_buffer():
     other = ReplayBuffer(1)
     other.load_state_dict(buf.state_dict())
     assert other.capacity == 3 and [t.reward_done for t in other.memory] == [2.0, 3.0, 4.0]
+
+
+def _toy_transitions(rng, n, T=8):
+    """Random-policy transitions of a toy task whose goal reward is +2 for choosing the
+    lowest-quality frame not annotated yet (else -1); step reward as published."""
+    out = []
+    for _ in range(n):
+        q = rng.uniform(0.3, 1.0, T)
+        c = (rng.random(T) < 0.3).astype(np.int64)
+        a = int(rng.integers(T))
+        best = _toy_best(q, c)
+        q2, c2 = q.copy(), c.copy()
+        q2[a], c2[a] = 0.95, c2[a] + 1
+        out.append(Transition(make_state(q, c), a, make_state(q2, c2), 1.0 if c[a] == c.min() else -1.0,
+                              2.0 if a == best else -1.0))
+    return out
+
+
+def _toy_best(q, c):
+    free = np.flatnonzero(c == 0)
+    return int(free[np.argmin(q[free])]) if len(free) else int(np.argmin(q))
+
+
+def test_updates_learn_a_toy_policy():
+    """The whole update path (state encoding, action indexing, targets, double DQN, clamping)
+    must let the greedy action find the rewarded frame: fails if indices or targets are wrong.
+    Random choice hits ~1/6 here; 300 updates at lr 1e-3 reach ~0.85 (lr 5e-6: ~0.15)."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    buf = ReplayBuffer()
+    buf.extend(_toy_transitions(rng, 2000))
+    policy = QNet()
+    target = QNet()
+    target.load_state_dict(policy.state_dict())
+    opt = make_optimizer(policy, lr=1e-3)
+    for _ in range(300):
+        update(policy, target, opt, buf.sample(32, rng), "cpu", rng)
+    test = _toy_transitions(np.random.default_rng(1), 200)
+    hits = [greedy_action(policy, t.state, "cpu") == _toy_best(t.state[:, 0], t.state[:, 1]) for t in test]
+    assert np.mean(hits) > 0.6

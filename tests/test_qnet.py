@@ -95,3 +95,18 @@ def test_ours_selector_takes_argmax_of_the_state_built_from_the_context(tmp_path
     assert sel(ctx) == int(net(state)[0].argmax())
     with pytest.raises(ValueError):
         sel(SimpleNamespace(quality=None, counts=counts, num_frames=5))
+
+
+def test_fused_bidirectional_pass_equals_the_explicit_loops():
+    """The fused kernel call must give the forward and backward scans of the one shared cell,
+    values and gradients."""
+    torch.manual_seed(0)
+    net = QNet()
+    x = torch.randn(3, 7, net.hidden)
+    ref = torch.cat([net._scan(x, reverse=False), net._scan(x, reverse=True)], dim=-1)
+    got = net._bidirectional(x)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+    w = net.lstm_cell.weight_hh
+    g_ref = torch.autograd.grad(ref.square().sum(), w)[0]
+    g_got = torch.autograd.grad(net._bidirectional(x).square().sum(), w)[0]
+    torch.testing.assert_close(g_got, g_ref, rtol=1e-4, atol=1e-5)

@@ -1,15 +1,14 @@
-"""Speed and quality of the ``classic`` backend: oracle-worst, 8 rounds, real davisinteractive session.
+"""Speed and quality of the ``classic`` backend: oracle-worst through the project's interaction loop.
 
-    .venv/bin/python benchmarks/bench_classic.py --root data/synthetic [--sequences 4] [--rounds 8]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_classic.py --root /tmp/syn [--sequences 6] [--scribbles 1] [--rounds 8]
 
-Prints J&F per round (the session's object-weighted curve), the round-AUC (PROTOCOL.md section 4),
-seconds per round (first round, which includes the optical flow, and later rounds separately) and
-the peak resident memory. Generates the synthetic dataset (40 frames, 480x854) under ``--root``
-first if it is missing.
-
-TODO(integrator): this stand-alone version drives DavisInteractiveSession itself with the
-oracle-worst rule written out below; switch it to ``interaction.loop.run_episodes`` once the
-interaction loop exists, so there is one copy of the round loop.
+Runs :func:`interaction.loop.run_episodes` (a real davisinteractive session per sample, the robot
+scribbling on the frame the selector asks for) with :class:`agent.selection.WorstSelector` in the
+``oracle`` setting, and prints: J&F per round (object-weighted, as davisinteractive's summary
+computes it from the session reports), the round-AUC (PROTOCOL.md section 4), the backend's
+seconds per round (first round of a video, which includes the optical flow, and later rounds
+separately) and the peak resident memory of the process. Generates the synthetic val set
+(12 sequences, 40 frames, 480x854) under ``--root`` first if it is missing.
 """
 from __future__ import annotations
 
@@ -17,37 +16,28 @@ import argparse
 import logging
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datasets.davis_compat import DavisInteractiveSession, annotated_frames, batched_f_measure, batched_jaccard  # noqa: E402
-from datasets.layout import DatasetError, registered, resolve  # noqa: E402
+from agent.selection import WorstSelector  # noqa: E402
+from datasets.layout import DatasetError, resolve  # noqa: E402
+from interaction.evaluate import samples_of  # noqa: E402
+from interaction.loop import run_episodes  # noqa: E402
+from interaction.metrics import curve_from_report, round_auc  # noqa: E402
 from VOS.registry import build_backend  # noqa: E402
-
-
-def frame_quality(gt: np.ndarray, masks: np.ndarray, num_objects: int) -> np.ndarray:
-    """(T,) ground-truth J&F per frame, averaged over objects (the oracle setting's quality)."""
-    j = batched_jaccard(gt, masks, average_over_objects=True, nb_objects=num_objects)
-    f = batched_f_measure(gt, masks, average_over_objects=True, nb_objects=num_objects)
-    return (j + f) / 2
-
-
-def worst_frame(quality: np.ndarray, annotated: list[int]) -> int:
-    """The lowest-quality frame not annotated yet (global arg-min when all are annotated)."""
-    q = quality.astype(np.float64).copy()
-    q[list(set(annotated))] = np.inf
-    return int(np.argmin(q)) if np.isfinite(q).any() else int(np.argmin(quality))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", default="data/synthetic", help="synthetic DAVIS-layout root (generated if missing)")
     p.add_argument("--sequences", type=int, default=0, help="use only the first N val sequences (0 = all)")
+    p.add_argument("--scribbles", type=int, nargs="*", default=None,
+                   help="initial scribble indices to run (default: all 3 per sequence)")
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--work-size", type=int, default=432, help="classic backend working resolution (longest side)")
     a = p.parse_args(argv)
@@ -64,47 +54,30 @@ def main(argv: list[str] | None = None) -> int:
     seqs = spec.subset("val")
     if a.sequences:
         seqs = seqs[: a.sequences]
+    samples = samples_of(spec, "val", seqs, a.scribbles)
     backend = build_backend("classic", "cpu", work_size=a.work_size)
 
-    first_round: list[float] = []
-    later_rounds: list[float] = []
-    with registered(spec, seqs, "val") as subset, tempfile.TemporaryDirectory() as report_dir:
-        with DavisInteractiveSession(host="localhost", davis_root=str(spec.root), subset=subset,
-                                     max_nb_interactions=a.rounds, max_time=None,
-                                     metric_to_optimize="J_AND_F", report_save_dir=report_dir) as sess:
-            gt = frames = None
-            annotated: list[int] = []
-            requested = 0
-            while sess.next():
-                seq, scribbles, first = sess.get_scribbles(only_last=True)
-                if first:
-                    frames, gt = spec.frames(seq), spec.annotations(seq)
-                    K = spec.sequences[seq]["num_objects"]
-                    backend.start(frames, K, sequence=seq)
-                    annotated = []
-                    drawn = annotated_frames(scribbles)
-                    requested = drawn[0] if drawn else 0
-                out = backend.interact(requested, scribbles)
-                (first_round if first else later_rounds).append(out.timings["total"])
-                annotated.append(requested)
-                requested = worst_frame(frame_quality(gt, out.masks, K), annotated)
-                sess.submit_masks(out.masks, next_scribble_frame_candidates=[requested])
-            summary = sess.get_global_summary()
-
-    curve = list(summary["curve"]["J_AND_F"])[:-1]   # [0, m1, ..., mR] without the trailing repeat
-    auc = float(np.trapezoid(curve) / (len(curve) - 1))
+    reports: list[pd.DataFrame] = []
+    t0 = time.perf_counter()
+    records = run_episodes(spec, samples, "val", backend, WorstSelector(), a.rounds, setting="oracle",
+                           on_sample=lambda rec, rep: reports.append(rep), desc="classic/worst")
+    wall = time.perf_counter() - t0
+    curve = curve_from_report(pd.concat(reports, ignore_index=True), a.rounds)
+    first = [r.rounds[0].timings["backend"] for r in records]
+    later = [rr.timings["backend"] for r in records for rr in r.rounds[1:]]
+    per_round = [rr.timings["round"] for r in records for rr in r.rounds]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"classic, oracle-worst, {len(seqs)} val sequences of {spec.root} ({a.rounds} rounds)")
+    T = {int(spec.sequences[s]["num_frames"]) for s in seqs}
+    K = [int(spec.sequences[s]["num_objects"]) for s in seqs]
+    print(f"classic (work_size {a.work_size}), oracle-worst, {len(samples)} samples of {len(seqs)} val sequences "
+          f"of {spec.root} (frames {sorted(T)}, objects {min(K)}-{max(K)}), {a.rounds} rounds")
     print("J&F per round: " + " ".join(f"{m:.3f}" for m in curve[1:]))
-    print(f"round-AUC: {auc:.4f}   J&F after round {a.rounds}: {curve[-1]:.4f}")
-    print(f"seconds per round: first {np.mean(first_round):.2f} (max {np.max(first_round):.2f}), "
-          f"later {np.mean(later_rounds):.2f} (max {np.max(later_rounds):.2f})")
-    print(f"peak memory: {peak_mb:.0f} MB")
+    print(f"round-AUC: {round_auc(curve):.4f}   J&F after round {a.rounds}: {curve[-1]:.4f}")
+    print(f"backend seconds per round: first {np.mean(first):.2f} (max {np.max(first):.2f}), "
+          f"later {np.mean(later):.2f} (max {np.max(later):.2f}); whole loop round {np.mean(per_round):.2f}")
+    print(f"peak memory (maxrss): {peak_mb:.0f} MB   wall time {wall:.0f} s")
     return 0
 
 
 if __name__ == "__main__":
-    t0 = time.perf_counter()
-    code = main()
-    print(f"wall time: {time.perf_counter() - t0:.0f} s")
-    raise SystemExit(code)
+    raise SystemExit(main())

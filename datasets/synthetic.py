@@ -8,21 +8,27 @@ plus ``metadata.json`` for registration (:mod:`datasets.layout`). Sequences are 
 ``syn-train-000``, ``syn-val-000``, ...
 
 What a sequence shows. A textured background (multi-scale noise plus static clutter, some of it in
-the objects' colours) filmed by a panning, slightly zooming and rolling camera; 1-3 elongated,
+the objects' colours) filmed by a slowly panning, slightly zooming and rolling camera; 1-3 elongated,
 textured objects (bars, ellipses, irregular polygons, thick curved strokes: never discs, because
-the davisinteractive robot cannot scribble a blob) that move along smooth paths, rotate, scale,
-stretch and bend, under a global lighting that drifts and a shadow band that sweeps the scene.
+the davisinteractive robot cannot scribble a blob) covering about 1-9 % of the frame each, that
+move, rotate, scale, stretch and bend, under a global lighting that drifts and a shadow band that
+sweeps the scene.
 
-What makes some frames hard, so that the choice of the next frame to annotate matters:
+Motion is DAVIS-like (figures in pixels at 854 px width, :data:`REF_WIDTH`): a slowly turning drift
+of 1-8 px/frame that bounces inside the central part of the frame, so that the centroid moves a
+median ~6 px and a 90th percentile ~23 px per frame (:func:`sequence_statistics`,
+``benchmarks/bench_synthetic.py`` print them). What makes some frames hard, so that the choice of
+the next frame to annotate matters, happens at realistic rates:
 
-- occlusion: paths are bent so that objects cross each other (one hides part of the other);
-- exits: most objects leave the frame and re-enter later (some enter after the first frame), so
-  a propagation-based VOS loses them and must re-detect them;
-- fast motion bursts: each object has one or two short bursts of speed (with extra rotation and
-  motion blur of the image, not of the ground truth), where optical flow and mask warping break;
-- appearance change: per-object colour drift plus an abrupt change of colour on some objects,
-  global lighting flashes and the shadow band, so that appearance models built on the annotated
-  frame stop matching;
+- occlusion: about 3 in 4 later objects have their path shifted (velocities unchanged) to pass over
+  an earlier object at some frame (one hides part of the other);
+- exits: about 1 in 3 objects leaves through its nearest border and comes back a few frames later
+  (a quarter of those enter after the first frame; a third of the exits are only partial), so a
+  propagation-based VOS loses them and must re-detect them;
+- fast motion bursts: most objects have 0-2 bursts of 18-40 px/frame lasting a frame or two, with a
+  turn, extra rotation and motion blur of the image (not of the ground truth);
+- appearance change: per-object colour drift plus an abrupt change of colour on about a third of
+  the objects, global lighting flashes and the shadow band;
 - distractors: background clutter in the objects' colours.
 
 These events happen at different times for different objects, so a VOS backend's errors
@@ -53,7 +59,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
-from scipy.interpolate import CubicSpline
 from tqdm import tqdm
 
 from datasets.layout import METADATA_FILE, RESOLUTION, DatasetError, DatasetSpec, read_metadata, write_metadata
@@ -162,7 +167,7 @@ class _Scene:
 def _outline(rng: np.random.Generator, kind: str, L: float) -> np.ndarray:
     """(N, 2) float64 outline of an elongated shape with half-length ``L`` along x."""
     if kind == "bar":
-        r = L * rng.uniform(1 / 7, 1 / 3.5)  # half width; full aspect 3.5..7
+        r = L * rng.uniform(1 / 5, 1 / 2.8)  # half width; full aspect 2.8..5
         xs = np.linspace(-(L - r), L - r, 16)
         arc = np.linspace(-np.pi / 2, np.pi / 2, 12)
         top = np.stack([xs, np.full_like(xs, -r)], 1)
@@ -171,19 +176,19 @@ def _outline(rng: np.random.Generator, kind: str, L: float) -> np.ndarray:
         left = np.stack([-(L - r) - r * np.cos(arc), -r * np.sin(arc)], 1)
         return np.concatenate([top, right, bottom, left])
     if kind == "ellipse":
-        b = L * rng.uniform(0.22, 0.4)
+        b = L * rng.uniform(0.25, 0.42)
         a = np.linspace(0, 2 * np.pi, 48, endpoint=False)
         return np.stack([L * np.cos(a), b * np.sin(a)], 1)
     if kind == "polygon":
         n = int(rng.integers(5, 9))
         a = np.sort(rng.uniform(0, 2 * np.pi, n))
         rad = rng.uniform(0.75, 1.0, n)
-        b = L * rng.uniform(0.25, 0.45)
+        b = L * rng.uniform(0.28, 0.48)
         pts = np.stack([L * rad * np.cos(a), b * rad * np.sin(a)], 1)
         # keep the full extent along x so the shape stays elongated
         return pts * np.array([L / max(np.abs(pts[:, 0]).max(), 1e-6), 1.0])
     # thick curved stroke: an arc or an S around the x axis
-    half_t = L * rng.uniform(0.12, 0.2)
+    half_t = L * rng.uniform(0.15, 0.25)
     x = np.linspace(-L, L, 24)
     u = x / L
     y = L * (rng.uniform(-0.35, 0.35) * u ** 2 + rng.uniform(-0.2, 0.2) * np.sin(np.pi * u))
@@ -208,27 +213,69 @@ def _texture(rng: np.random.Generator, size: int, base: np.ndarray) -> np.ndarra
     return np.clip(tex, 0, 255).astype(np.uint8)
 
 
-def _speed_profile(rng: np.random.Generator, T: int) -> np.ndarray:
-    """(T,) positive speed multipliers with 1-2 short bursts."""
-    v = np.ones(T)
+REF_WIDTH = 854  # motion figures are given in pixels at DAVIS' 480p width
+
+
+def _fold(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Reflect ``x`` into [lo, hi] (a triangle wave): a path bounces off the box, keeping its speed."""
+    span = np.maximum(np.asarray(hi) - np.asarray(lo), 1e-6)
+    r = np.mod(x - lo, 2 * span)
+    return lo + np.where(r > span, 2 * span - r, r)
+
+
+def _bursts(rng: np.random.Generator, T: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T,) burst speed in px/frame at REF_WIDTH and (T,) burst heading offset: 0-2 short bursts."""
     t = np.arange(T)
-    for _ in range(int(rng.integers(1, 3))):
-        c = rng.uniform(0, T - 1)
-        v += rng.uniform(3, 7) * np.exp(-0.5 * ((t - c) / rng.uniform(0.6, 1.5)) ** 2)
-    return v
+    speed = np.zeros(T)
+    heading = np.zeros(T)
+    n = int(rng.choice([0, 1, 1, 2]))
+    for _ in range(n):
+        c = rng.uniform(1, T - 2)
+        bump = np.exp(-0.5 * ((t - c) / rng.uniform(0.7, 1.4)) ** 2)
+        speed += rng.uniform(18, 40) * bump
+        heading += rng.uniform(-1.2, 1.2) * (bump > 0.05)
+    return speed, heading
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0, 1)
+    return x * x * (3 - 2 * x)
+
+
+def _exit_offset(rng: np.random.Generator, pos: np.ndarray, extent: float, W: int, H: int,
+                 enter_late: bool) -> np.ndarray:
+    """(T, 2) offset that takes an object out through its nearest border and back (or, with
+    ``enter_late``, that starts outside and brings it in). About 1 in 3 exits is only partial."""
+    T = len(pos)
+    t = np.arange(T)
+    ramp = rng.uniform(5, 9)
+    if enter_late:
+        te = -ramp
+        stay = rng.uniform(1, max(2.0, 0.2 * T))
+    else:
+        te = rng.uniform(0.1 * T, max(0.1 * T + 1, 0.75 * T - 2 * ramp))
+        stay = rng.uniform(1, 6)
+    profile = _smoothstep((t - te) / ramp) * (1 - _smoothstep((t - te - ramp - stay) / ramp))
+    k = int(np.clip(round(te + ramp), 0, T - 1))
+    x, y = pos[k]
+    side = int(np.argmin([x, W - x, y, H - y]))
+    depth = [x, W - x, y, H - y][side] + extent * (rng.uniform(1.1, 1.3) if rng.random() < 0.65 else rng.uniform(0.3, 0.7))
+    direction = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)][side], np.float64)
+    return profile[:, None] * depth * direction[None]
 
 
 def _draw_scene(rng: np.random.Generator, T: int, H: int, W: int, n_obj: int) -> _Scene:
     S = min(H, W)
-    # camera
+    u = W / REF_WIDTH   # pixels per DAVIS pixel
+    # camera: a slow pan (a few px/frame), zoom and roll
     mx, my = int(0.12 * W) + 2, int(0.12 * H) + 2
-    cam_shift = np.stack([mx * 0.8 * _smooth_1d(rng, T), my * 0.8 * _smooth_1d(rng, T)], 1)
-    cam_zoom = 1.0 + 0.05 * (1 + _smooth_1d(rng, T, 2))
-    cam_roll = 2.0 * _smooth_1d(rng, T, 2)
+    cam_shift = np.stack([mx * 0.35 * _smooth_1d(rng, T), my * 0.35 * _smooth_1d(rng, T)], 1)
+    cam_zoom = 1.0 + 0.04 * (1 + _smooth_1d(rng, T, 2))
+    cam_roll = 1.5 * _smooth_1d(rng, T, 2)
     # lighting: slow drift, 0-2 flashes, a sweeping shadow band
     light = 1.0 + 0.12 * _smooth_1d(rng, T, 2)
     t = np.arange(T)
-    for _ in range(int(rng.integers(0, 3))):
+    for _ in range(int(rng.choice([0, 1, 1, 2]))):
         c = int(rng.integers(0, T))
         light += rng.choice([-1, 1]) * rng.uniform(0.25, 0.45) * np.where(t >= c, np.exp(-(t - c) / 1.5), 0)
     band_axis = int(rng.integers(0, 2))
@@ -237,54 +284,50 @@ def _draw_scene(rng: np.random.Generator, T: int, H: int, W: int, n_obj: int) ->
     band_width = rng.uniform(0.08, 0.2) * extent
     band_depth = rng.uniform(0.25, 0.5)
 
-    # objects
+    # objects: DAVIS-like motion. A slowly turning drift of 1-8 px/frame (at 854 px width) that
+    # bounces inside the central part of the frame, 0-2 short bursts of 18-40 px/frame, and
+    # exits/re-entries through the nearest border for about a third of the objects.
     objects: list[_Object] = []
+    raw: list[np.ndarray] = []
     colours = [_random_colour(rng) for _ in range(n_obj)]
+    lo_box, hi_box = np.array([0.15 * W, 0.2 * H]), np.array([0.85 * W, 0.8 * H])
     for k in range(n_obj):
         kind = _SHAPES[int(rng.integers(0, len(_SHAPES)))]
-        L = rng.uniform(0.16, 0.3) * S
+        L = rng.uniform(0.26, 0.48) * S
         outline = _outline(rng, kind, L)
         tex = _texture(rng, int(np.ceil(2.6 * L)) | 1, colours[k])
-        speed = _speed_profile(rng, T)
-        # a slow random walk of control points (~1/12 of the sequence apart); bursts make it fast
-        n_ctrl = max(3, T // 12 + 2)
-        steps = rng.normal(0, 0.18, (n_ctrl, 2))
-        steps[0] = rng.uniform(0.2, 0.8, 2)
-        ctrl = np.clip(np.cumsum(steps, 0), 0.12, 0.88) * (W, H)
-        scale0 = rng.uniform(0.8, 1.1)
-        # exits: push one control point (sometimes the first: the object enters late) out of the frame
-        if rng.random() < 0.7:
-            j = 0 if rng.random() < 0.2 else int(rng.integers(1, n_ctrl))
-            out = 1.6 * L * scale0 * 1.3
-            x, y = ctrl[j]
-            side = int(np.argmin([x, W - x, y, H - y]))  # leave by the nearest border
-            ctrl[j] = [(-out, y), (W + out, y), (x, -out), (x, H + out)][side]
-        s = np.cumsum(speed) - speed[0]
-        s = s / max(s[-1], 1e-6) * (n_ctrl - 1)
-        pos = CubicSpline(np.arange(n_ctrl), ctrl, bc_type="natural")(s)
-        omega = rng.uniform(-0.06, 0.06) * (rng.choice([-1, 1]) if rng.random() < 0.3 else 1)
-        angle = rng.uniform(0, np.pi) + np.cumsum(omega * speed) + 0.3 * _smooth_1d(rng, T, 2)
-        scale = scale0 * (1 + 0.2 * _smooth_1d(rng, T, 2)) * np.linspace(1, rng.uniform(0.8, 1.3), T)
-        stretch = 1 + 0.12 * _smooth_1d(rng, T, 2)
-        bend = 0.25 * _smooth_1d(rng, T, 2, (0.3, 1.2))
-        g0, g1 = rng.uniform(0.75, 1.25, 3), rng.uniform(0.75, 1.25, 3)
+        drift = rng.uniform(1.0, 8.0) * (1 + 0.5 * _smooth_1d(rng, T, 2)).clip(0.2)
+        burst, burst_turn = _bursts(rng, T)
+        heading = rng.uniform(0, 2 * np.pi) + 1.2 * _smooth_1d(rng, T, 2) + burst_turn
+        vel = (drift + burst)[:, None] * np.stack([np.cos(heading), np.sin(heading)], 1) * u
+        path = np.cumsum(vel, 0) - vel[0] + rng.uniform(lo_box, hi_box)
+        raw.append(path)
+        scale0 = rng.uniform(0.85, 1.1)
+        omega = rng.uniform(-0.025, 0.025)
+        angle = rng.uniform(0, np.pi) + np.cumsum(omega * (1 + burst / 10)) + 0.2 * _smooth_1d(rng, T, 2)
+        scale = scale0 * (1 + 0.1 * _smooth_1d(rng, T, 2)) * np.linspace(1, rng.uniform(0.85, 1.2), T)
+        stretch = 1 + 0.08 * _smooth_1d(rng, T, 2)
+        bend = 0.15 * _smooth_1d(rng, T, 2, (0.3, 1.2))
+        g0, g1 = rng.uniform(0.8, 1.2, 3), rng.uniform(0.8, 1.2, 3)
         gain = g0[None] + (g1 - g0)[None] * np.linspace(0, 1, T)[:, None]
-        if rng.random() < 0.5:  # abrupt appearance change
+        if rng.random() < 0.35:  # abrupt appearance change
             c = int(rng.integers(1, max(T, 2)))
-            gain[c:] *= rng.uniform(0.55, 1.45, 3)[None]
-        objects.append(_Object(outline, L, tex, pos, angle, scale, stretch, bend, gain, np.zeros((T, 2))))
-    # occlusions: bend each later object's path so that it crosses an earlier one while visible
+            gain[c:] *= rng.uniform(0.6, 1.4, 3)[None]
+        objects.append(_Object(outline, L, tex, _fold(path, lo_box, hi_box), angle, scale, stretch, bend, gain,
+                               np.zeros((T, 2))))
+    # occlusions: shift a later object's whole path (its velocities unchanged) so that it passes
+    # over an earlier one at some frame
     for k in range(1, n_obj):
-        if rng.random() < 0.85:
+        if rng.random() < 0.75:
             a = objects[int(rng.integers(0, k))]
-            inside = np.flatnonzero((a.pos[:, 0] > 0) & (a.pos[:, 0] < W) & (a.pos[:, 1] > 0) & (a.pos[:, 1] < H))
-            if len(inside):
-                tc = int(rng.choice(inside))
-                b = objects[k]
-                delta = a.pos[tc] + rng.uniform(-0.15, 0.15, 2) * b.half_len - b.pos[tc]
-                sigma = max(T / 6, 1.0)
-                b.pos = b.pos + delta[None] * np.exp(-0.5 * ((t - tc) / sigma) ** 2)[:, None]
+            tc = int(rng.integers(int(0.1 * T), max(int(0.9 * T), int(0.1 * T) + 1)))
+            b = objects[k]
+            target = a.pos[tc] + rng.uniform(-0.4, 0.4, 2) * b.half_len
+            b.pos = _fold(raw[k] - raw[k][tc] + target, lo_box, hi_box)
     for o in objects:
+        if rng.random() < 0.35:
+            late = rng.random() < 0.25
+            o.pos = o.pos + _exit_offset(rng, o.pos, o.half_len * o.scale.max(), W, H, late)
         o.speed = np.gradient(o.pos, axis=0) if T > 1 else np.zeros((T, 2))
     order = rng.permutation(n_obj)
 
@@ -439,13 +482,8 @@ def _sequence_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, _SPLIT_CODE[split], index]))
 
 
-def render_sequence(seed: int, split: str, index: int, frames: int, height: int, width: int,
-                    objects: tuple[int, int] = (1, 3), robot=None) -> tuple[np.ndarray, np.ndarray, list]:
-    """One synthetic sequence in memory.
-
-    Returns (images (T, H, W, 3) uint8 RGB, ids (T, H, W) uint8 object ids 0..K,
-    scribbles: NUM_SCRIBBLES lists of T per-frame stroke lists in davisinteractive's format).
-    """
+def _render(seed: int, split: str, index: int, frames: int, height: int, width: int,
+            objects: tuple[int, int], robot) -> tuple[np.ndarray, np.ndarray, list, _Scene]:
     from datasets.davis_compat import robot_for
 
     robot = robot or robot_for(min_nb_nodes=4)
@@ -467,9 +505,78 @@ def render_sequence(seed: int, split: str, index: int, frames: int, height: int,
                 per_frame: list[list[dict]] = [[] for _ in range(frames)]
                 per_frame[f] = strokes
                 scribbles.append(per_frame)
-            return images, ids, scribbles
+            return images, ids, scribbles, scene
         log.debug("%s: attempt %d rejected (objects not visible enough for %d scribbles)", seq, attempt, NUM_SCRIBBLES)
     raise RuntimeError(f"{seq}: no valid scene in {_MAX_ATTEMPTS} attempts; use more frames or a larger size")
+
+
+def render_sequence(seed: int, split: str, index: int, frames: int, height: int, width: int,
+                    objects: tuple[int, int] = (1, 3), robot=None) -> tuple[np.ndarray, np.ndarray, list]:
+    """One synthetic sequence in memory.
+
+    Returns (images (T, H, W, 3) uint8 RGB, ids (T, H, W) uint8 object ids 0..K,
+    scribbles: NUM_SCRIBBLES lists of T per-frame stroke lists in davisinteractive's format).
+    """
+    return _render(seed, split, index, frames, height, width, objects, robot)[:3]
+
+
+def sequence_statistics(seed: int, split: str, index: int, frames: int, height: int, width: int,
+                        objects: tuple[int, int] = (1, 3), robot=None) -> dict[str, np.ndarray]:
+    """Per-object, per-frame motion and visibility figures of one generated sequence.
+
+    Returns arrays (all measured on the ground truth, the scene description only telling how much
+    of an object lies outside the frame or behind another):
+    ``displacement`` (n,) centroid displacement of the visible mask between consecutive frames where
+    the object is visible in both, in pixels at REF_WIDTH; ``out`` (K, T) fraction of the object's
+    own area outside the frame; ``occluded`` (K, T) fraction of its in-frame area hidden by another
+    object; ``area`` (K, T) visible area as a fraction of the frame.
+    """
+    _, ids, _, scene = _render(seed, split, index, frames, height, width, objects, robot)
+    K, T = len(scene.objects), frames
+    out = np.zeros((K, T))
+    occ = np.zeros((K, T))
+    area = np.zeros((K, T))
+    disp: list[float] = []
+    canvas = np.zeros((height, width), np.uint8)
+    for k, o in enumerate(scene.objects):
+        prev = None
+        for t in range(T):
+            pts = _object_points(o, t)
+            total = max(cv2.contourArea(pts.astype(np.float32)), 1.0)
+            canvas[:] = 0
+            cv2.fillPoly(canvas, [np.round(pts).astype(np.int32)], 1)
+            inside = float(canvas.sum())
+            vis = ids[t] == k + 1
+            n = float(vis.sum())
+            out[k, t] = float(np.clip(1 - inside / total, 0, 1))
+            occ[k, t] = float(np.clip(1 - n / inside, 0, 1)) if inside > 0 else 0.0
+            area[k, t] = n / (height * width)
+            if n > 0:
+                ys, xs = np.nonzero(vis)
+                c = np.array([xs.mean(), ys.mean()])
+                if prev is not None:
+                    disp.append(float(np.hypot(*(c - prev)) * REF_WIDTH / width))
+                prev = c
+            else:
+                prev = None
+    return {"displacement": np.asarray(disp), "out": out, "occluded": occ, "area": area}
+
+
+def summarize_statistics(stats: list[dict[str, np.ndarray]]) -> dict[str, float]:
+    """Pool :func:`sequence_statistics` of several sequences into the figures the benchmark prints:
+    displacement median / 90th percentile / max (px at REF_WIDTH), fraction of object-frames partly
+    (> 2 %) or fully (> 98 %) out of the frame, partly (> 10 %) or fully (> 90 %) occluded, and the
+    visible area (median and 10th/90th percentiles, fraction of the frame, over frames where visible)."""
+    d = np.concatenate([s["displacement"] for s in stats])
+    out = np.concatenate([s["out"].ravel() for s in stats])
+    occ = np.concatenate([s["occluded"].ravel() for s in stats])
+    area = np.concatenate([s["area"].ravel() for s in stats])
+    vis = area[area > 0]
+    return {"disp_median": float(np.median(d)), "disp_p90": float(np.percentile(d, 90)), "disp_max": float(d.max()),
+            "partly_out": float(np.mean((out > 0.02) & (out <= 0.98))), "fully_out": float(np.mean(out > 0.98)),
+            "occluded": float(np.mean((occ > 0.1) & (out <= 0.98))), "fully_occluded": float(np.mean(occ > 0.9)),
+            "area_median": float(np.median(vis)), "area_p10": float(np.percentile(vis, 10)),
+            "area_p90": float(np.percentile(vis, 90))}
 
 
 def sequence_name(split: str, index: int) -> str:

@@ -160,3 +160,18 @@ def test_updates_learn_a_toy_policy():
     test = _toy_transitions(np.random.default_rng(1), 200)
     hits = [greedy_action(policy, t.state, "cpu") == _toy_best(t.state[:, 0], t.state[:, 1]) for t in test]
     assert np.mean(hits) > 0.6
+
+
+def test_offline_updates_on_the_prefilled_replay():
+    from agent.training import new_train_state, offline_updates
+
+    torch.set_num_threads(1)
+    prefill = _toy_transitions(np.random.default_rng(3), 64)
+    st = new_train_state("cpu", 0, prefill, lr=1e-3)
+    assert st.optimizer.param_groups[0]["lr"] == 1e-3 and len(st.replay) == 64
+    before = {k: v.clone() for k, v in st.policy.state_dict().items()}
+    losses = offline_updates(st, 5, "cpu", progress=False)
+    assert len(losses) == 5 and len(st.replay) == 64 and st.episodes == 0 and st.steps == 0
+    assert any(not torch.equal(v, st.policy.state_dict()[k]) for k, v in before.items())
+    small = new_train_state("cpu", 0, prefill[:10])
+    assert offline_updates(small, 5, "cpu", progress=False) == []       # fewer than a batch: nothing

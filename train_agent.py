@@ -39,7 +39,7 @@ def config():
     updates_per_episode = 14 # DQN updates after each episode (published: 14)
     batch_size = 32          # published: 32
     lr = 1e-3                # Adam learning rate (published: 5e-6, which barely moves the net in a short run)
-    prefill_updates = 2000   # updates on the pre-filled replay alone before the first episode (published: 0)
+    prefill_updates = 1000   # updates on the pre-filled replay alone before the first episode (published: 0)
     threads = 1              # torch CPU threads (the net is tiny: more threads only add overhead)
     checkpoint_every = 20    # episodes between checkpoints (also at the end of every epoch)
     sequences = None         # optional list of sequence names (default: the whole split)

@@ -75,7 +75,7 @@ def main() -> None:
     ap.add_argument("--pretrain-epochs", type=int, default=3)
     ap.add_argument("--train-epochs", type=int, default=5)
     ap.add_argument("--lr", type=float, default=DEFAULT_LR, help="Adam learning rate (published 5e-6)")
-    ap.add_argument("--prefill-updates", type=int, default=2000,
+    ap.add_argument("--prefill-updates", type=int, default=1000,
                     help="updates on the pre-filled replay before the episodes (published 0)")
     ap.add_argument("--train-sequences", type=int, default=0, help="first N train sequences (0: all)")
     ap.add_argument("--val-sequences", type=int, default=0, help="first N val sequences (0: all)")

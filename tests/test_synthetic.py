@@ -132,3 +132,33 @@ def test_bad_arguments():
 def test_scribble_json_is_compact_and_sorted_like_the_robot(tiny):
     raw = (tiny.root / "Scribbles" / "syn-val-000" / "001.json").read_text()
     assert list(json.loads(raw)) == ["scribbles", "sequence"]
+
+
+def test_motion_is_davis_like():
+    """Centroid motion at 854 px width: DAVIS objects typically move a few px per frame, with
+    occasional bursts; the generator must not return to the 15+ px median of its first version."""
+    from datasets.synthetic import sequence_statistics, summarize_statistics
+
+    stats = [sequence_statistics(0, "val", i, 24, 120, 214) for i in range(3)]
+    s = summarize_statistics(stats)
+    assert 1.0 < s["disp_median"] < 10.0, s
+    assert s["disp_p90"] < 40.0, s
+    assert s["fully_out"] < 0.3 and s["area_median"] > 0.01, s
+    # every object-frame is either visible or explained by leaving the frame or being hidden
+    for st in stats:
+        hidden = (st["area"] == 0)
+        assert np.all((st["out"][hidden] > 0.9) | (st["occluded"][hidden] > 0.9))
+
+
+def test_summary_pools_by_hand():
+    from datasets.synthetic import summarize_statistics
+
+    a = {"displacement": np.array([1.0, 3.0]), "out": np.array([[0.0, 0.5, 1.0, 0.0]]),
+         "occluded": np.array([[0.0, 0.2, 0.0, 0.95]]), "area": np.array([[0.1, 0.05, 0.0, 0.0]])}
+    b = {"displacement": np.array([5.0]), "out": np.zeros((1, 4)), "occluded": np.zeros((1, 4)),
+         "area": np.array([[0.2, 0.2, 0.2, 0.2]])}
+    s = summarize_statistics([a, b])
+    assert s["disp_median"] == 3.0 and s["disp_max"] == 5.0
+    assert s["partly_out"] == 1 / 8 and s["fully_out"] == 1 / 8
+    assert s["occluded"] == 2 / 8 and s["fully_occluded"] == 1 / 8
+    assert s["area_median"] == 0.2

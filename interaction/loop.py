@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from agent.window import episode_window
 from datasets import davis_compat as dc
-from datasets.layout import DatasetSpec, registered
+from datasets.layout import DatasetError, DatasetSpec, registered
 from interaction.metrics import jf_per_frame
 from VOS.base import RoundOutput, VOSBackend
 
@@ -212,7 +212,13 @@ def _run_sample(spec: DatasetSpec, seq: str, idx: int, split: str, backend: VOSB
     K = int(spec.sequences[seq]["num_objects"])
     T = len(gt)
     if len(frames) != T:
-        raise RuntimeError(f"{spec.root}: {seq} has {len(frames)} frames but {T} annotations")
+        raise DatasetError(f"{spec.root}: {seq} has {len(frames)} frames but {T} annotations; "
+                           f"fix JPEGImages/480p/{seq} or Annotations/480p/{seq}")
+    ids = np.unique(gt)
+    extra = ids[(ids > K) & (ids != 255)]
+    if len(extra):
+        raise DatasetError(f"{spec.root / 'Annotations' / '480p' / seq}: object ids {extra.tolist()} found but the "
+                           f"metadata says {K} objects; fix the masks or num_objects in the metadata")
     rng = sample_rng(seed, seq, idx)
     cache = _ScoreCache()
     record: SampleRecord | None = None

@@ -134,3 +134,17 @@ def test_round_auc_reproduces_every_published_file():
     for f in files:
         d = json.loads(f.read_text())
         assert round_auc(d["curve"]["J_AND_F"]) == pytest.approx(d["auc"], abs=1e-9), f
+
+
+def test_wrong_object_count_is_a_clear_error(tiny_davis, tmp_path):
+    import shutil
+
+    from datasets.layout import DatasetError, DatasetSpec
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_davis.root, root)
+    meta = {k: dict(v) for k, v in tiny_davis.sequences.items()}
+    meta["bars-a"]["num_objects"] = 1          # the masks hold ids 1 and 2
+    spec = DatasetSpec("copy", root, meta)
+    with pytest.raises(DatasetError, match=r"object ids \[2\].*1 objects"):
+        run_episodes(spec, [("bars-a", 1)], "val", ScribbleFillBackend(), WorstSelector(), rounds=1, progress=False)

@@ -42,8 +42,8 @@ class Scale:
 
 
 SCALES = {
-    "demo": Scale(train=8, val=4, frames=24, height=240, width=427, reward_epochs=4, pretrain_epochs=2,
-                  agent_epochs=3, qa_epochs=4, rounds=8, greedy_candidates=6),
+    "demo": Scale(train=6, val=3, frames=20, height=192, width=341, reward_epochs=3, pretrain_epochs=2,
+                  agent_epochs=2, qa_epochs=3, rounds=8, greedy_candidates=4),
     "tiny": Scale(train=2, val=1, frames=6, height=64, width=96, reward_epochs=2, pretrain_epochs=1,
                   agent_epochs=1, qa_epochs=1, rounds=3, greedy_candidates=3),
 }

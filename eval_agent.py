@@ -33,6 +33,7 @@ def config():
     agent_weights = os.path.join(weights_dir, "agent.pt")
     qa_weights = os.path.join(weights_dir, "assess_net.pt")
     qa_batch_size = 16
+    qa_record = True         # wild: run the QA net even for methods that ignore it (random, linspace), to record its accuracy
     min_nb_nodes = 2 if vos.lower() == "atnet" else 4   # the robot's, as the published scripts set it
     sequences = None         # optional list of sequence names (default: the whole split)
     greedy_candidates = 0    # greedy: try all frames (0) or this many evenly spaced ones
@@ -42,7 +43,7 @@ def config():
 
 @ex.main
 def main(_config, vos, setting, dataset, split, method, rounds, seed, device, data_dir, agent_weights,
-         qa_weights, qa_batch_size, min_nb_nodes, sequences, greedy_candidates, vos_options, results_dir,
+         qa_weights, qa_batch_size, qa_record, min_nb_nodes, sequences, greedy_candidates, vos_options, results_dir,
          progress):
     from core.device import resolve_device
     from datasets.layout import resolve
@@ -54,7 +55,8 @@ def main(_config, vos, setting, dataset, split, method, rounds, seed, device, da
     dev = resolve_device(device)
     spec = resolve(dataset, data_dir)
     selector = make_selector(method, setting, agent_weights, dev, greedy_candidates)
-    quality_fn = make_quality_fn(setting, method, qa_weights, dev, qa_batch_size)
+    quality_fn = make_quality_fn(setting, method, qa_weights, dev, qa_batch_size,
+                                 record=qa_record or selector.needs_quality)
     backend = build_backend(canonical(vos), dev, **dict(vos_options))
     out_dir = results_path(results_dir, vos, setting, spec.name, method)
     identity = dict(vos=canonical(vos), setting=setting, dataset=spec.name, split=split, method=method,

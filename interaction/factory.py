@@ -22,18 +22,20 @@ def resolve_min_nb_nodes(vos: str, min_nb_nodes: int | None) -> int:
 
 
 def make_quality_fn(setting: str, method: str, qa_weights: str | Path, device: torch.device,
-                    batch_size: int = 16, required: bool | None = None) -> QualityFn | None:
+                    batch_size: int = 16, required: bool | None = None, record: bool = True) -> QualityFn | None:
     """The QA network's per-frame quality for the wild setting (None in oracle).
 
     In the wild setting, methods that read quality (worst, ours) need the QA weights; random and
-    linspace do not, but if the weights exist the QA network still runs so that its accuracy is
-    recorded beside them.
+    linspace do not, but if the weights exist and ``record`` is set the QA network still runs so
+    that its accuracy is recorded beside them.
     """
     if setting not in SETTINGS:
         raise ValueError(f"setting must be one of {SETTINGS}, got '{setting}'")
     if setting == "oracle":
         return None
     needs = method in ("worst", "ours") if required is None else required
+    if not needs and not record:
+        return None
     path = Path(qa_weights)
     if not path.is_file():
         if needs:

@@ -1,6 +1,8 @@
 """Test-only pieces shared by several test files."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from datasets import davis_compat as dc
@@ -53,3 +55,29 @@ def object_weighted_jf(gt: np.ndarray, pred: np.ndarray, k: int) -> float:
     j = dc.batched_jaccard(gt, pred, average_over_objects=False, nb_objects=k)
     f = dc.batched_f_measure(gt, pred, average_over_objects=False, nb_objects=k)
     return float((0.5 * (j + f)).mean(axis=0).mean())
+
+
+def two_bars_clip(T: int = 6, H: int = 64, W: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """frames (T, H, W, 3) uint8 RGB and gt (T, H, W) uint8: a horizontal and a vertical bar,
+    moving; the adapters' tests run their networks on it."""
+    rng = np.random.default_rng(0)
+    gt = np.zeros((T, H, W), np.uint8)
+    for t in range(T):
+        gt[t, 14:22, 10 + 2 * t: 60 + 2 * t] = 1
+        gt[t, 24:58, 72 - t: 80 - t] = 2
+    colours = np.array([[60, 80, 70], [210, 70, 40], [40, 90, 220]], np.float64)
+    frames = np.clip(colours[gt] + rng.normal(0, 10, (T, H, W, 3)), 0, 255).astype(np.uint8)
+    return frames, gt
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Two torch threads on a busy 2-core machine thrash; one is several times faster here."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import two_bars_clip
 from VOS._checkout import VOS_DIR, CheckoutMissing, WeightsMissing
 from VOS._correlation import Correlation, correlation
 
@@ -85,15 +86,7 @@ def test_missing_checkout_names_clone_command(tmp_path):
 
 # -- the network, two rounds ------------------------------------------------------------------------
 def tiny_sequence() -> tuple[np.ndarray, np.ndarray]:
-    """frames (T, H, W, 3) uint8 RGB and gt (T, H, W) uint8: a horizontal and a vertical bar."""
-    rng = np.random.default_rng(0)
-    gt = np.zeros((T, H, W), np.uint8)
-    for t in range(T):
-        gt[t, 14:22, 10 + 2 * t: 60 + 2 * t] = 1
-        gt[t, 24:58, 72 - t: 80 - t] = 2
-    colours = np.array([[60, 80, 70], [210, 70, 40], [40, 90, 220]], np.float64)
-    frames = np.clip(colours[gt] + rng.normal(0, 10, (T, H, W, 3)), 0, 255).astype(np.uint8)
-    return frames, gt
+    return two_bars_clip(T, H, W)
 
 
 @pytest.fixture(scope="module")

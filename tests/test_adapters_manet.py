@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import torch_threads, two_bars_clip
 from VOS._checkout import VOS_DIR, CheckoutMissing, WeightsMissing
 
 MANET = VOS_DIR / "MANet"
@@ -33,24 +34,13 @@ FIRST, SECOND, THIRD = 2, 4, 0
 
 
 def tiny_sequence() -> tuple[np.ndarray, np.ndarray]:
-    """frames (T, H, W, 3) uint8 RGB and gt (T, H, W) uint8: a horizontal and a vertical bar."""
-    rng = np.random.default_rng(0)
-    gt = np.zeros((T, H, W), np.uint8)
-    for t in range(T):
-        gt[t, 14:22, 10 + 2 * t: 60 + 2 * t] = 1
-        gt[t, 24:58, 72 - t: 80 - t] = 2
-    colours = np.array([[60, 80, 70], [210, 70, 40], [40, 90, 220]], np.float64)
-    frames = np.clip(colours[gt] + rng.normal(0, 10, (T, H, W, 3)), 0, 255).astype(np.uint8)
-    return frames, gt
+    return two_bars_clip(T, H, W)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """Two torch threads on a busy 2-core machine thrash; one is several times faster here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with torch_threads(1):
+        yield
 
 
 # -- pure parts, checked by hand ---------------------------------------------------------------------

@@ -61,17 +61,12 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     from agent.rewards import RewardStats
     from agent.training import check_identity, collect_episodes
     from core.device import resolve_device
-    from datasets.layout import check_files, resolve
-    from interaction.evaluate import samples_of
+    from interaction.evaluate import checked_samples
     from VOS.registry import build_backend, canonical
 
     setup_logging()
     torch.set_num_threads(int(threads))
-    spec = resolve(dataset, data_dir)
-    samples = samples_of(spec, split, sequences)
-    if not samples:
-        raise ValueError(f"split '{split}' of {spec.root} has no samples")
-    check_files(spec, sorted({s for s, _ in samples}))
+    spec, samples = checked_samples(dataset, data_dir, split, sequences)
     reward_csv = Path(train_dir) / "reward.csv"
     if not reward_csv.exists():
         raise FileNotFoundError(f"{reward_csv} not found: run produce_reward.py first (same dataset, split, "

@@ -56,17 +56,12 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
 
     from agent.training import check_identity, collect_episodes
     from core.device import resolve_device
-    from datasets.layout import check_files, resolve
-    from interaction.evaluate import samples_of
+    from interaction.evaluate import checked_samples
     from VOS.registry import build_backend, canonical
 
     setup_logging()
     torch.set_num_threads(int(threads))
-    spec = resolve(dataset, data_dir)
-    samples = samples_of(spec, split, sequences)
-    if not samples:
-        raise ValueError(f"split '{split}' of {spec.root} has no samples")
-    check_files(spec, sorted({s for s, _ in samples}))
+    spec, samples = checked_samples(dataset, data_dir, split, sequences)
     out = Path(train_dir) / "reward.csv"
     check_identity(out, dict(vos=canonical(vos), dataset=spec.name, split=split, rounds=rounds, window=window,
                              seed=seed, min_nb_nodes=min_nb_nodes, sequences=list(sequences) if sequences else None))

@@ -74,18 +74,13 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     from agent.rewards import RewardStats
     from agent.training import check_identity, load_prefill, train_dqn
     from core.device import resolve_device
-    from datasets.layout import check_files, resolve
-    from interaction.evaluate import samples_of
+    from interaction.evaluate import checked_samples
     from VOS.registry import build_backend, canonical
 
     setup_logging()
     torch.set_num_threads(int(threads))
     dev = resolve_device(device)
-    spec = resolve(dataset, data_dir)
-    samples = samples_of(spec, split, sequences)
-    if not samples:
-        raise ValueError(f"split '{split}' of {spec.root} has no samples")
-    check_files(spec, sorted({s for s, _ in samples}))
+    spec, samples = checked_samples(dataset, data_dir, split, sequences)
     train_dir = Path(train_dir)
     reward_csv = train_dir / "reward.csv"
     if not reward_csv.exists():

@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 from typing import Any, Sequence
 
-from datasets.layout import DatasetSpec, check_files
+from datasets.layout import DatasetSpec, check_files, resolve
 from interaction.loop import QualityFn, Selector, run_episodes
 from interaction.results import ResultsWriter
 from VOS.base import VOSBackend
@@ -21,6 +21,19 @@ def samples_of(spec: DatasetSpec, split: str, sequences: Sequence[str] | None = 
         n = int(spec.sequences[s]["num_scribbles"])
         out += [(s, i) for i in range(1, n + 1) if scribbles is None or i in scribbles]
     return out
+
+
+def checked_samples(dataset: str, data_dir: str | Path, split: str,
+                    sequences: Sequence[str] | None = None) -> tuple[DatasetSpec, list[tuple[str, int]]]:
+    """Resolve ``dataset``, list the samples of ``split`` and check every file a session will read;
+    a clear error when there is nothing to run or a file is missing."""
+    spec = resolve(dataset, data_dir)
+    samples = samples_of(spec, split, sequences)
+    if not samples:
+        raise ValueError(f"split '{split}' of {spec.root} has no samples"
+                         + (f" among {list(sequences)}" if sequences else ""))
+    check_files(spec, sorted({s for s, _ in samples}))
+    return spec, samples
 
 
 def evaluate(spec: DatasetSpec, split: str, backend: VOSBackend, selector: Selector, out_dir: str | Path, *,

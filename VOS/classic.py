@@ -200,6 +200,9 @@ def segment_annotated(image: np.ndarray, seeds: np.ndarray, num_objects: int, pr
         if fg.sum() >= 10 and (~fg).sum() >= 10 and unknown.any():
             bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
             try:
+                # GrabCut's GMM initialisation draws from OpenCV's process-wide RNG: seed it so a
+                # round's result does not depend on what ran before in the process (resume, trials).
+                cv2.setRNGSeed(0)
                 cv2.grabCut(bgr, mask, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
             except cv2.error as exc:   # degenerate colour statistics: keep the trimap
                 log.debug("grabCut failed (%s); using the seeds and prior as they are", exc)

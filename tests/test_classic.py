@@ -136,3 +136,25 @@ def test_frames_outside_the_new_interval_are_kept(video, robot):
     # anchors 2 and 5: frames 0..2 depend on anchor 2 only, so they must not change
     np.testing.assert_array_equal(second.probs[:3], first.probs[:3])
     assert not np.array_equal(second.probs[3:5], first.probs[3:5])
+
+
+def test_grabcut_does_not_depend_on_process_history():
+    """OpenCV's GrabCut draws from a process-wide RNG; a round must not depend on earlier calls."""
+    import cv2
+
+    from VOS.classic import segment_annotated
+
+    rng = np.random.default_rng(1)
+    image = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
+    seeds = np.full((120, 160), -1, np.int16)
+    seeds[50:60, 60:100] = 1
+    seeds[0:5] = 0
+    prior = np.zeros((120, 160), np.uint8)
+    prior[30:90, 40:120] = 1
+    outs = []
+    for k in range(4):
+        cv2.setRNGSeed(1000 + k)          # a different history before each call
+        cv2.randu(np.zeros(10), 0, 1)
+        outs.append(segment_annotated(image, seeds, 1, prior))
+    for o in outs[1:]:
+        assert np.array_equal(np.asarray(o), np.asarray(outs[0]))

@@ -23,17 +23,23 @@ def samples_of(spec: DatasetSpec, split: str, sequences: Sequence[str] | None = 
     return out
 
 
-def checked_samples(dataset: str, data_dir: str | Path, split: str,
-                    sequences: Sequence[str] | None = None) -> tuple[DatasetSpec, list[tuple[str, int]]]:
-    """Resolve ``dataset``, list the samples of ``split`` and check every file a session will read;
-    a clear error when there is nothing to run or a file is missing."""
-    spec = resolve(dataset, data_dir)
+def checked_samples_of(spec: DatasetSpec, split: str,
+                       sequences: Sequence[str] | None = None) -> list[tuple[str, int]]:
+    """The samples of ``split`` after checking every file a session will read; a clear error when
+    there is nothing to run or a file is missing."""
     samples = samples_of(spec, split, sequences)
     if not samples:
-        raise ValueError(f"split '{split}' of {spec.root} has no samples"
+        raise ValueError(f"no samples: split '{split}' of {spec.root} has no sequences"
                          + (f" among {list(sequences)}" if sequences else ""))
     check_files(spec, sorted({s for s, _ in samples}))
-    return spec, samples
+    return samples
+
+
+def checked_samples(dataset: str, data_dir: str | Path, split: str,
+                    sequences: Sequence[str] | None = None) -> tuple[DatasetSpec, list[tuple[str, int]]]:
+    """Resolve ``dataset`` (a known name under ``data_dir`` or a path), then :func:`checked_samples_of`."""
+    spec = resolve(dataset, data_dir)
+    return spec, checked_samples_of(spec, split, sequences)
 
 
 def evaluate(spec: DatasetSpec, split: str, backend: VOSBackend, selector: Selector, out_dir: str | Path, *,
@@ -45,11 +51,7 @@ def evaluate(spec: DatasetSpec, split: str, backend: VOSBackend, selector: Selec
     Samples already stored in ``out_dir/samples`` by an interrupted run with the same settings are
     not run again; the summary is rebuilt from all stored samples.
     """
-    samples = samples_of(spec, split, sequences)
-    if not samples:
-        raise ValueError(f"no samples: split '{split}' of {spec.root} has no sequences"
-                         + (f" among {list(sequences)}" if sequences else ""))
-    check_files(spec, sorted({s for s, _ in samples}))
+    samples = checked_samples_of(spec, split, sequences)
     writer = ResultsWriter(out_dir, identity or {})
     todo = [s for s in samples if not writer.done(*s)]
     if len(todo) < len(samples):

@@ -158,3 +158,59 @@ def test_grabcut_does_not_depend_on_process_history():
         outs.append(segment_annotated(image, seeds, 1, prior))
     for o in outs[1:]:
         assert np.array_equal(np.asarray(o), np.asarray(outs[0]))
+
+
+def _static_video_with_lookalike(T_: int = 24, H_: int = 72, W_: int = 120) -> tuple[np.ndarray, np.ndarray]:
+    """A still, noisy scene: a red bar (object 1) and, 14 px to its right, a red patch of the same
+    colour that is background. Nothing moves, so the right answer on every frame is frame 0's."""
+    rng = np.random.default_rng(3)
+    frames = np.empty((T_, H_, W_, 3), np.uint8)
+    gt = np.zeros((T_, H_, W_), np.uint8)
+    base = np.full((H_, W_, 3), 90.0)
+    base[:, :, 1] = 110
+    base[20:52, 30:44] = (210, 40, 40)     # the object
+    base[20:52, 58:80] = (210, 40, 40)     # the look-alike background patch
+    for t in range(T_):
+        frames[t] = (base + rng.normal(0, 4, base.shape)).clip(0, 255).astype(np.uint8)
+        gt[t, 20:52, 30:44] = 1
+    return frames, gt
+
+
+def test_propagation_does_not_leak_into_lookalike_background(robot):
+    """Carrying an estimate frame to frame with colour evidence fed back grows an object into
+    nearby background of its colour, a little more every frame (the earlier chain covered the
+    look-alike patch after ~20 frames). The chain must stay on the object."""
+    frames, gt = _static_video_with_lookalike()
+    b = ClassicBackend(work_size=120)
+    b.start(frames, 1)
+    s = robot.interact("still", np.zeros_like(gt, dtype=int), gt.astype(int), nb_objects=1, frame=0)
+    out = b.interact(0, s)
+    patch = np.zeros(gt.shape[1:], bool)
+    patch[20:52, 58:80] = True
+    assert (out.masks[0][patch] == 0).all(), "the annotated frame itself already includes the look-alike"
+    leaked = [(out.masks[t][patch] == 1).mean() for t in range(len(gt))]
+    assert max(leaked) < 0.05, [round(v, 2) for v in leaked]
+    j = batched_jaccard(gt, out.masks, average_over_objects=True, nb_objects=1)
+    assert j[-1] > 0.8, j
+
+
+
+def test_small_stray_regions_lose_their_label():
+    """On a frame where an object is absent, any pixel still given to it scores J = 0 for that
+    object; regions far smaller than the object (flow remnants) are dropped, the object is kept."""
+    b = ClassicBackend(min_region=0.05)
+    P = np.zeros((40, 60, 3), np.float32)
+    P[..., 0] = 0.6
+    P[..., 1] = 0.3
+    P[..., 2] = 0.1
+    P[5:25, 5:25, :] = (0.1, 0.8, 0.1)      # object 1: 400 px
+    P[30:33, 40:43, :] = (0.2, 0.7, 0.1)    # a 9-px stray piece of object 1
+    P[30:34, 50:54, :] = (0.2, 0.1, 0.7)    # a 16-px piece of object 2, the only one it has
+    ref = np.array([0.0, 400.0, 200.0])     # largest areas on the anchors, by hand
+    b._drop_small(P, ref)
+    am = P.argmax(-1)
+    np.testing.assert_allclose(P.sum(-1), 1.0, rtol=1e-6)
+    assert (am[5:25, 5:25] == 1).all()                   # 400 >= 0.05 * 400: kept
+    assert (am[30:33, 40:43] == 0).all()                 # 9 < 20: the stray piece goes to background
+    assert (am[30:34, 50:54] == 2).all()                 # 16 >= 0.05 * 200: kept, though small
+    np.testing.assert_allclose(P[31, 41], [2 / 3, 0.0, 1 / 3], rtol=1e-6)   # renormalised by hand

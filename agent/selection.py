@@ -109,7 +109,7 @@ class WorstSelector:
 
 @dataclass
 class GreedySelector:
-    """Look-ahead upper bound (oracle only): let the robot scribble on each candidate frame, run
+    """One-step oracle look-ahead: let the robot scribble on each candidate frame, run
     the backend on a copy of its state, keep the frame with the best next-round J&F."""
 
     name: str = "greedy"

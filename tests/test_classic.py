@@ -179,7 +179,7 @@ def _static_video_with_lookalike(T_: int = 24, H_: int = 72, W_: int = 120) -> t
 def test_propagation_does_not_leak_into_lookalike_background(robot):
     """Carrying an estimate frame to frame with colour evidence fed back grows an object into
     nearby background of its colour, a little more every frame (the earlier chain covered the
-    look-alike patch after ~20 frames). The chain must stay on the object."""
+    look-alike patch within 9 frames). The chain must stay on the object."""
     frames, gt = _static_video_with_lookalike()
     b = ClassicBackend(work_size=120)
     b.start(frames, 1)

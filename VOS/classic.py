@@ -410,7 +410,7 @@ class ClassicBackend(VOSBackend):
                   last: dict[int, np.ndarray]) -> list[tuple[int, np.ndarray]]:
         """Re-detect objects the chain has lost (after an occlusion or an exit).
 
-        P: (h, w, K+1) posterior of this frame; like: (K+1, h, w) colour likelihoods; mass0: (K+1,)
+        P: (h, w, K+1) carried label map of this frame; like: (K+1, h, w) colour likelihoods; mass0: (K+1,)
         pixel mass of each label on the anchor; last: {k: (x, y)} last centroid where object k was
         tracked with at least half its anchor mass (updated here). An object whose mass fell under
         ``redetect_mass`` of its anchor mass is searched for as the largest connected region whose
@@ -464,9 +464,9 @@ class ClassicBackend(VOSBackend):
         if self.prev is None:
             self.prev = np.full((T, h, w, K1), 1.0 / K1, np.float32)
         estimates: dict[int, list[tuple[np.ndarray, float]]] = {t: [] for t in range(lo + 1, hi)}
-        ref = np.zeros(K1)
         for a in anchors:
-            ref = np.maximum(ref, self._anchor_small(a).sum((0, 1)))
+            self.prev[a] = self._anchor_small(a)
+        ref = self.prev[anchors].sum((1, 2)).max(0)   # (K+1,) each label's largest anchor area
         for a, stop in ((lo, frame), (frame, lo), (frame, hi), (hi, frame)):
             if a < 0 or a >= T:
                 continue
@@ -480,8 +480,6 @@ class ClassicBackend(VOSBackend):
             self.prev[t] = tau * merged + (1.0 - tau) / K1
             if self.min_region > 0:
                 self._drop_small(self.prev[t], ref)
-        for a in anchors:
-            self.prev[a] = self._anchor_small(a)
 
     def _drop_small(self, P: np.ndarray, ref: np.ndarray) -> None:
         """In place on (h, w, K+1) ``P``: connected regions of arg-max label k smaller than

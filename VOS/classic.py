@@ -374,6 +374,7 @@ class ClassicBackend(VOSBackend):
         """
         fc = self.flow()
         lik = self._colour_model(a)
+        lik_feedback = lik ** self.colour_feedback   # on the (K+1, bins**3) table, not per pixel
         cidx = self._colour_index()
         P = self._anchor_small(a)
         step = 1 if stop > a else -1
@@ -397,7 +398,7 @@ class ClassicBackend(VOSBackend):
             like_c = np.moveaxis(like, 0, -1)
             est = prior * like_c
             est = (est / est.sum(-1, keepdims=True)).astype(np.float32)
-            P = _onehot((prior * like_c ** self.colour_feedback).argmax(-1), K1)
+            P = _onehot((prior * np.moveaxis(lik_feedback[:, cidx[t]], 0, -1)).argmax(-1), K1)
             if self.redetect:
                 for k, region in self._redetect(P, like, mass0, last):
                     for q in (P, est):

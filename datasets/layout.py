@@ -30,21 +30,19 @@ from PIL import Image, UnidentifiedImageError
 from core.io import atomic_write_text
 from datasets import davis_compat
 from datasets.davis_compat import Davis
+from datasets.validate import DatasetError, read_label_png, read_scribble_file, validate_sequence
 
 METADATA_FILE = "metadata.json"
 RESOLUTION = "480p"
-KNOWN = {"davis": "DAVIS", "ytbvos": "Scribble_Youtube_VOS", "synthetic": "synthetic"}
+KNOWN = {"davis": "DAVIS", "ytbvos": "Scribble_Youtube_VOS", "synthetic": "synthetic", "composite": "composite"}
 FIX = {
     "davis": "download DAVIS-2017 trainval 480p and its scribbles from davischallenge.org "
              "(README, 'Data') and place the DAVIS folder at {root}",
     "ytbvos": "run `python datasets/prepare_ytbvos.py --src path/to/youtube_vos --scb path/to/scribble_dir "
               "--dst {root}` (README, 'Data')",
     "synthetic": "run `python -m datasets.synthetic --root {root}`",
+    "composite": "run `python -m datasets.composite --root {root}`",
 }
-
-
-class DatasetError(RuntimeError):
-    """The dataset on disk is missing or not what the run needs; the message names the file and the fix."""
 
 
 @dataclass
@@ -59,6 +57,7 @@ class DatasetSpec:
     root: Path
     sequences: dict[str, dict] = field(default_factory=dict)
     builtin_davis: bool = False   # the package's own table describes it: no registration needed
+    missing: dict[str, str] = field(default_factory=dict)   # sequence -> set, known but not on disk (partial DAVIS)
 
     def subset(self, split: str, names: Iterable[str] | None = None) -> list[str]:
         """Sequence names of ``split`` ('train', 'val' or 'trainval'), optionally only ``names``."""
@@ -66,10 +65,23 @@ class DatasetSpec:
         seqs = [s for s, m in self.sequences.items() if m["set"] in splits]
         if names:
             wanted = list(names)
+            absent = [n for n in wanted if n in self.missing]
+            if absent:
+                raise DatasetError(f"sequence {', '.join(absent)} is not on disk under "
+                                   f"{self.root / 'Annotations' / RESOLUTION}: complete the download or leave "
+                                   f"it out of sequences=")
             unknown = [n for n in wanted if n not in self.sequences]
             if unknown:
                 raise DatasetError(f"{self.root}: no sequence named {', '.join(unknown)}")
             seqs = [s for s in seqs if s in set(wanted)]
+        else:
+            absent = sorted(s for s, st in self.missing.items() if st in splits)
+            if absent:
+                raise DatasetError(
+                    f"{self.root} is an incomplete DAVIS: {len(absent)} of the {len(absent) + len(seqs)} sequences "
+                    f"of split '{split}' are missing (e.g. {', '.join(absent[:3])}), so its results would not be "
+                    f"DAVIS-{split}'s; complete the download (README, 'Data') or name the sequences you have with "
+                    f"sequences=[...]")
         return sorted(seqs)
 
     # -- loading ---------------------------------------------------------------------
@@ -84,15 +96,14 @@ class DatasetSpec:
         """(T, H, W) uint8 object ids."""
         meta = self.sequences[seq]
         d = self.root / "Annotations" / RESOLUTION / seq
-        out = [_read_image(d / f"{i:05d}.png", None) for i in range(meta["num_frames"])]
-        return np.stack(out).astype(np.uint8)
+        out = [read_label_png(d / f"{i:05d}.png") for i in range(meta["num_frames"])]
+        return np.stack(out)
 
     def scribble(self, seq: str, idx: int) -> dict:
+        """The checked scribble file ``idx`` of ``seq`` (see :func:`datasets.validate.read_scribble_file`)."""
+        meta = self.sequences[seq]
         path = self.root / "Scribbles" / seq / f"{idx:03d}.json"
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DatasetError(f"cannot read scribble file {path}: {exc}") from exc
+        return read_scribble_file(path, int(meta["num_frames"]), int(meta["num_objects"]))
 
 
 def _read_image(path: Path, mode: str | None) -> np.ndarray:
@@ -133,30 +144,43 @@ def write_metadata(root: Path, sequences: dict[str, dict]) -> Path:
 def infer_metadata(root: Path) -> dict[str, dict]:
     """Metadata of a DAVIS-layout root that has no metadata.json, read from its files:
     frames and size from Annotations, objects = the largest id in the annotations, scribble
-    files counted, set from ImageSets/2017/{train,val}.txt (else 'val')."""
+    files counted, set from ImageSets/2017/{train,val}.txt (required: a sequence listed in neither
+    is an error, never silently 'val')."""
     root = Path(root)
     ann_root = root / "Annotations" / RESOLUTION
     if not ann_root.is_dir():
         raise DatasetError(f"{root} is not a DAVIS-layout root: {ann_root} does not exist")
     sets: dict[str, str] = {}
-    for split in ("train", "val"):
-        f = root / "ImageSets" / "2017" / f"{split}.txt"
-        if f.exists():
+    set_files = [root / "ImageSets" / "2017" / f"{split}.txt" for split in ("train", "val")]
+    if not any(f.is_file() for f in set_files):
+        raise DatasetError(f"{root} has no {set_files[0].parent}/train.txt or val.txt (nor a {METADATA_FILE}), so "
+                           f"nothing says which sequences are train and which val; write them (one sequence name "
+                           f"per line) or a {METADATA_FILE}")
+    for split, f in zip(("train", "val"), set_files, strict=True):
+        if f.is_file():
             sets.update({line.strip(): split for line in f.read_text().splitlines() if line.strip()})
     seqs = {}
     for d in sorted(p for p in ann_root.iterdir() if p.is_dir()):
         pngs = sorted(p for p in d.glob("*.png") if re.fullmatch(r"\d{5}\.png", p.name))
         if not pngs:
             continue
-        ann = np.stack([_read_image(p, None) for p in pngs])
+        ann = [read_label_png(p) for p in pngs]
+        shapes = {a.shape for a in ann}
+        if len(shapes) > 1:
+            raise DatasetError(f"annotations of {d} have mixed sizes {sorted(shapes)} (H, W); resize them to one size")
+        ann = np.stack(ann)
         ids = np.unique(ann)
         ids = ids[(ids > 0) & (ids < 255)]
         scribbles = len(list((root / "Scribbles" / d.name).glob("[0-9][0-9][0-9].json")))
         seqs[d.name] = {"name": d.name, "num_frames": len(pngs), "num_objects": int(ids.max()) if len(ids) else 0,
                         "num_scribbles": scribbles, "image_size": [int(ann.shape[2]), int(ann.shape[1])],
-                        "set": sets.get(d.name, "val")}
+                        "set": sets.get(d.name)}
     if not seqs:
         raise DatasetError(f"{ann_root} holds no sequence folders with 00000.png ...")
+    unlisted = [s for s, m in seqs.items() if m["set"] is None]
+    if unlisted:
+        raise DatasetError(f"sequences {', '.join(unlisted[:5])} of {root} are in neither "
+                           f"{set_files[0]} nor {set_files[1]}; add each to one of them")
     return seqs
 
 
@@ -168,9 +192,10 @@ def resolve(dataset: str, data_dir: str | os.PathLike = "data") -> DatasetSpec:
         if dataset == "davis":
             if not (root / "Annotations" / RESOLUTION).is_dir():
                 raise DatasetError(f"DAVIS not found at {root}: {fix}")
-            seqs = {k: dict(v) for k, v in Davis.dataset.items() if v.get("set") in ("train", "val")
-                    and (root / "Annotations" / RESOLUTION / k).is_dir()}
-            return DatasetSpec("davis", root, seqs, builtin_davis=True)
+            known = {k: dict(v) for k, v in Davis.dataset.items() if v.get("set") in ("train", "val")}
+            seqs = {k: v for k, v in known.items() if (root / "Annotations" / RESOLUTION / k).is_dir()}
+            missing = {k: v["set"] for k, v in known.items() if k not in seqs}
+            return DatasetSpec("davis", root, seqs, builtin_davis=True, missing=missing)
         if not (root / METADATA_FILE).exists():
             raise DatasetError(f"{dataset} dataset not found at {root} (no {METADATA_FILE}): {fix}")
         return DatasetSpec(dataset, root, read_metadata(root))
@@ -184,30 +209,13 @@ def resolve(dataset: str, data_dir: str | os.PathLike = "data") -> DatasetSpec:
 # -- checks and registration -----------------------------------------------------------
 def check_files(spec: DatasetSpec, sequences: Iterable[str], images: bool = True) -> None:
     """Raise DatasetError naming the first missing or malformed file a session over ``sequences``
-    would read (scribbles, annotations, and frames when ``images``)."""
+    would read: scribbles (structure, length, object ids), annotations (modes, sizes, ids against
+    the metadata) and, when ``images``, frames (present, same size as the masks). See
+    :mod:`datasets.validate`; results are cached by the files' size and mtime."""
     for seq in sequences:
         if seq not in spec.sequences:
             raise DatasetError(f"{spec.root}: sequence {seq} is not in the dataset's metadata")
-        m = spec.sequences[seq]
-        for i in range(1, m["num_scribbles"] + 1):
-            p = spec.root / "Scribbles" / seq / f"{i:03d}.json"
-            if not p.is_file():
-                raise DatasetError(f"missing scribble file {p} (metadata says {m['num_scribbles']} "
-                                   f"scribbles for {seq}); fix the files or {METADATA_FILE}")
-        W, H = m["image_size"]
-        for i in range(m["num_frames"]):
-            p = spec.root / "Annotations" / RESOLUTION / seq / f"{i:05d}.png"
-            if not p.is_file():
-                raise DatasetError(f"missing annotation file {p} ({seq} has {m['num_frames']} frames)")
-            if images and not (spec.root / "JPEGImages" / RESOLUTION / seq / f"{i:05d}.jpg").is_file():
-                raise DatasetError(f"missing frame {spec.root / 'JPEGImages' / RESOLUTION / seq / f'{i:05d}.jpg'}")
-        first = _read_image(spec.root / "Annotations" / RESOLUTION / seq / "00000.png", None)
-        if first.shape[:2] != (H, W):
-            raise DatasetError(f"{spec.root / 'Annotations' / RESOLUTION / seq / '00000.png'} is "
-                               f"{first.shape[1]}x{first.shape[0]}, metadata says {W}x{H}")
-        if first.max(initial=0) > m["num_objects"] and first.max() != 255:
-            raise DatasetError(f"{spec.root / 'Annotations' / RESOLUTION / seq / '00000.png'} has object id "
-                               f"{first.max()} but metadata says {m['num_objects']} objects")
+        validate_sequence(spec.root, seq, spec.sequences[seq], images=images)
 
 
 @contextmanager

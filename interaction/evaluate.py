@@ -1,10 +1,14 @@
 """One evaluation run: every sample of a split, resumable, ending in summary.json."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
+
+from core.identity import file_ref, state_sha256
 from datasets.layout import DatasetSpec, check_files, resolve
 from interaction.loop import QualityFn, Selector, run_episodes
 from interaction.results import ResultsWriter
@@ -42,17 +46,63 @@ def checked_samples(dataset: str, data_dir: str | Path, split: str,
     return spec, checked_samples_of(spec, split, sequences)
 
 
+def _parts_identity(obj: Any) -> dict[str, Any]:
+    """What a selector, backend or quality function contributes to a run's identity: its own
+    ``identity()`` when it has one, else its name, its options and (as :func:`core.identity.file_ref`)
+    the weight files it lists in ``weight_files``."""
+    if obj is None:
+        return {}
+    if callable(getattr(obj, "identity", None)):
+        return dict(obj.identity())
+    out: dict[str, Any] = {"name": getattr(obj, "name", type(obj).__name__)}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out.update(dataclasses.asdict(obj))
+    options = getattr(obj, "options", None)
+    if isinstance(options, dict):
+        out["options"] = options
+    files = getattr(obj, "weight_files", None)
+    if files:
+        out["weight_files"] = [file_ref(f) for f in files]
+    elif isinstance(getattr(obj, "net", None), torch.nn.Module):     # weights given in memory
+        out["weights_sha256"] = state_sha256(obj.net)
+    return out
+
+
+def run_identity(spec: DatasetSpec, split: str, samples: Sequence[tuple[str, int]], backend: VOSBackend,
+                 selector: Selector, quality_fn: QualityFn | None, *, setting: str, rounds: int, seed: int,
+                 min_nb_nodes: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything that decides an evaluation's results: the settings, the samples with their
+    metadata, the backend (name, options, sha256 of its weights), the selector (its parameters, the
+    agent's weights' sha256) and the wild setting's QA network (sha256 of its weights).
+    ``extra``: more entries from the caller (e.g. the script's names for the settings)."""
+    seqs = sorted({s for s, _ in samples})
+    ident: dict[str, Any] = dict(extra or {})
+    ident.update({
+        "dataset": spec.name, "split": split, "setting": setting, "rounds": int(rounds), "seed": int(seed),
+        "min_nb_nodes": int(min_nb_nodes), "samples": [list(s) for s in samples],
+        "metadata": {s: spec.sequences[s] for s in seqs},
+        "backend": _parts_identity(backend), "selector": _parts_identity(selector),
+        "quality": _parts_identity(quality_fn) if quality_fn is not None else None,
+    })
+    return ident
+
+
 def evaluate(spec: DatasetSpec, split: str, backend: VOSBackend, selector: Selector, out_dir: str | Path, *,
              setting: str, rounds: int, seed: int, min_nb_nodes: int, quality_fn: QualityFn | None = None,
              sequences: Sequence[str] | None = None, identity: dict[str, Any] | None = None,
              config: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the evaluation and write ``out_dir/summary.json``; returns the summary.
 
-    Samples already stored in ``out_dir/samples`` by an interrupted run with the same settings are
-    not run again; the summary is rebuilt from all stored samples.
+    Samples already stored in ``out_dir/samples`` by an interrupted run with the same identity are
+    not run again; the summary is rebuilt from all stored samples. The identity is always built
+    from the arguments (:func:`run_identity`: settings, samples, backend options and weights'
+    sha256, selector, QA weights' sha256); ``identity`` only adds entries. Stored samples of
+    another identity raise :class:`interaction.results.ResultsMismatch`.
     """
     samples = checked_samples_of(spec, split, sequences)
-    writer = ResultsWriter(out_dir, identity or {})
+    ident = run_identity(spec, split, samples, backend, selector, quality_fn, setting=setting, rounds=rounds,
+                         seed=seed, min_nb_nodes=min_nb_nodes, extra=identity)
+    writer = ResultsWriter(out_dir, ident)
     todo = [s for s in samples if not writer.done(*s)]
     if len(todo) < len(samples):
         log.info("resuming: %d of %d samples already in %s", len(samples) - len(todo), len(samples), out_dir)

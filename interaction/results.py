@@ -2,7 +2,8 @@
 
 Layout of ``results/{VOS}/{setting}/{dataset}/{method}/``::
 
-    run.json                 the settings that define the run (a resumed run must match them)
+    run.json                 the run's identity: every setting and input (with sha256 of the weight
+                             files) that decides the results; a resumed run must match it
     samples/<seq>__<k>.json  per finished sample: curve, chosen frames, their ranks, timings
     samples/<seq>__<k>.csv   davisinteractive's report rows of that sample
     report.csv               all report rows (davisinteractive's per frame/object J, F, J&F)
@@ -19,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from core.identity import IdentityMismatch, check_identity
 from core.io import atomic_write_json, atomic_write_text
 from datasets import davis_compat as dc
 from datasets.layout import DatasetSpec, registered
@@ -27,13 +29,10 @@ from interaction.metrics import curve_from_report, round_auc
 
 log = logging.getLogger(__name__)
 
-#: settings that change results: a resumed run must have the same ones
-IDENTITY_KEYS = ("vos", "setting", "dataset", "split", "method", "rounds", "seed", "min_nb_nodes",
-                 "sequences", "greedy_candidates", "window")
 
 
-class ResultsMismatch(RuntimeError):
-    pass
+class ResultsMismatch(IdentityMismatch):
+    """The results folder holds samples of a run with other settings or inputs."""
 
 
 def sample_key(sequence: str, scribble_idx: int) -> str:
@@ -44,18 +43,18 @@ class ResultsWriter:
     """Writes each finished sample at once and atomically; knows which samples are done."""
 
     def __init__(self, out_dir: str | Path, identity: dict[str, Any]):
+        """identity: every setting and input that decides the results (see
+        :func:`interaction.evaluate.run_identity`); stored samples made with another identity are
+        refused (:class:`ResultsMismatch`), never mixed with new ones."""
         self.out_dir = Path(out_dir)
         self.samples_dir = self.out_dir / "samples"
-        self.identity = {k: identity.get(k) for k in IDENTITY_KEYS}
-        run_file = self.out_dir / "run.json"
-        if run_file.exists():
-            previous = json.loads(run_file.read_text())
-            diff = {k: (previous.get(k), v) for k, v in self.identity.items() if previous.get(k) != v}
-            if diff and any(p.exists() for p in self.samples_dir.glob("*.json")):
-                details = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
-                raise ResultsMismatch(f"{self.out_dir} holds results of a run with other settings ({details}); "
-                                      f"choose another results_dir or delete {self.out_dir}")
-        atomic_write_json(run_file, self.identity)
+        has = self.samples_dir.is_dir() and any(self.samples_dir.glob("*.json"))
+        try:
+            self.identity = check_identity(
+                self.out_dir / "run.json", identity, has_outputs=has, what=str(self.out_dir),
+                fix=f"choose another results_dir, or delete {self.out_dir} to run it again with the new settings")
+        except IdentityMismatch as exc:
+            raise ResultsMismatch(str(exc)) from None
         self.samples_dir.mkdir(parents=True, exist_ok=True)
 
     def done(self, sequence: str, scribble_idx: int) -> bool:

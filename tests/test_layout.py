@@ -99,5 +99,5 @@ def test_check_files_catches_a_wrong_size(root):
     meta = infer_metadata(root)
     meta["s2"]["image_size"] = [64, 48]
     write_metadata(root, meta)
-    with pytest.raises(DatasetError, match="32x24, metadata says 64x48"):
+    with pytest.raises(DatasetError, match=r"00000.png is 32x24 but the metadata says image_size \[64, 48\]"):
         check_files(resolve(str(root)), ["s2"])

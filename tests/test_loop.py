@@ -110,12 +110,12 @@ def test_interrupted_run_resumes_to_the_same_summary(tiny_davis, tmp_path):
 
 
 def test_resume_refuses_other_settings(tiny_davis, tmp_path):
-    kw = dict(setting="oracle", rounds=2, seed=1, min_nb_nodes=4, progress=False, sequences=["bars-a"])
-    evaluate(tiny_davis, "val", ScribbleFillBackend(), LinspaceSelector(), tmp_path, identity={"seed": 1}, **kw)
+    kw = dict(setting="oracle", rounds=2, min_nb_nodes=4, progress=False, sequences=["bars-a"])
+    evaluate(tiny_davis, "val", ScribbleFillBackend(), LinspaceSelector(), tmp_path, seed=1, **kw)
     from interaction.results import ResultsMismatch
 
-    with pytest.raises(ResultsMismatch, match="seed"):
-        evaluate(tiny_davis, "val", ScribbleFillBackend(), LinspaceSelector(), tmp_path, identity={"seed": 2}, **kw)
+    with pytest.raises(ResultsMismatch, match="seed: 1 there, 2 now"):
+        evaluate(tiny_davis, "val", ScribbleFillBackend(), LinspaceSelector(), tmp_path, seed=2, **kw)
 
 
 def test_samples_of(tiny_davis):

@@ -123,10 +123,50 @@ class GreedySelector:
         return select_best(ctx.try_frames(cands), cands)
 
 
-METHODS = ("random", "linspace", "worst", "greedy", "ours")
+def beam_candidates(frame_jf: np.ndarray, grid: int = 4, worst: int = 2) -> list[int]:
+    """Candidate frames of the look-ahead reference: ``grid`` evenly spaced frames (first and last
+    included) and the ``worst`` lowest-J&F frames of ``frame_jf`` (T,) not already among them
+    (ties: the lowest index). Sorted, distinct."""
+    T = len(frame_jf)
+    out = set(candidate_frames(T, grid))
+    order = sorted(range(T), key=lambda t: (float(frame_jf[t]), t))
+    extra = [t for t in order if t not in out][: max(0, int(worst))]
+    return sorted(out | set(extra))
 
 
-def build_selector(method: str, *, setting: str, agent=None, greedy_candidates: int = 0):
+@dataclass
+class BeamSelector:
+    """Multi-step oracle look-ahead (the stronger reference, and the teacher of the v2 agent): a beam
+    search of width ``beam`` and depth ``horizon`` (cut to the rounds left) over candidate frames
+    (:func:`beam_candidates`: ``grid`` evenly spaced + the ``worst`` lowest-J&F frames of each
+    simulated future), a path scored by the sum of the video's J&F after its rounds. Needs
+    ``ctx.look_ahead`` (an :class:`agent.lookahead.LookAhead`, oracle setting only). Budget per
+    decision: C + beam * C * (horizon - 1) backend rounds, C = grid + worst (6, 2, 2: 18)."""
+
+    name: str = "beam"
+    needs_quality: bool = False
+    beam: int = 2
+    horizon: int = 2
+    grid: int = 4
+    worst: int = 2
+    rounds: int = 8
+
+    def __call__(self, ctx) -> int:
+        from agent.lookahead import beam_search
+
+        look = getattr(ctx, "look_ahead", None)
+        if look is None:
+            raise RuntimeError("beam needs the oracle look-ahead (setting=oracle)")
+        horizon = max(1, min(self.horizon, self.rounds - int(ctx.round)))
+        frame, _ = beam_search(look, lambda node: beam_candidates(node.frame_jf, self.grid, self.worst),
+                               beam=self.beam, horizon=horizon)
+        return frame
+
+
+METHODS = ("random", "linspace", "worst", "greedy", "beam", "ours")
+
+
+def build_selector(method: str, *, setting: str, agent=None, greedy_candidates: int = 0, rounds: int = 8):
     """The selector for ``method``; ``agent`` is the ``ours`` selector (agent.recommender)."""
     if method == "random":
         return RandomSelector()
@@ -138,6 +178,10 @@ def build_selector(method: str, *, setting: str, agent=None, greedy_candidates: 
         if setting != "oracle":
             raise ValueError("method=greedy looks at ground truth: it runs in setting=oracle only")
         return GreedySelector(max_candidates=greedy_candidates)
+    if method == "beam":
+        if setting != "oracle":
+            raise ValueError("method=beam looks at ground truth: it runs in setting=oracle only")
+        return BeamSelector(rounds=rounds)
     if method == "ours":
         if agent is None:
             raise ValueError("method=ours needs the agent's weights (agent_weights)")

@@ -1,0 +1,249 @@
+"""The v2 recommender and the feature QA model: small networks over per-frame features, trained by
+supervised learning on episodes labelled by the oracle look-ahead.
+
+- :class:`FeatureQANet`: per (frame, object), the object features of ``agent.features`` at t, t-1, t+1
+  and their mean over the video (4 x F_OBJ inputs) -> predicted J&F in [0, 1] (sigmoid). Trained by MSE
+  on the true per-object J&F of maps from several rules and rounds (:func:`train_feature_qa`).
+- :class:`RankNet` (``agent=v2``): state (N, T, F_V2) -> one score per frame (N, T); per frame an MLP,
+  a bidirectional LSTM over the frames, an MLP head. Trained to rank candidate frames as the oracle
+  look-ahead does (:func:`train_ranker`): for each decision of a collected episode, the candidates'
+  one-round gains g_c (video J&F after annotating c, minus now) give the target distribution
+  softmax(z(g)/tau) (z: standardised within the decision), and the loss is the cross-entropy of the
+  net's softmax over the same candidates (a listwise learning-to-rank loss, ListNet).
+
+Checkpoints are dicts ``{"kind": "feature-qa"|"agent-v2", "state_dict", "mean", "std", "config"}``
+(input normalisation stored beside the weights); :func:`load_checkpoint` loads them strictly.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from agent.features import F_OBJ, F_V2, agent_state_v2, object_features
+
+log = logging.getLogger(__name__)
+
+
+# -- networks ----------------------------------------------------------------------------------
+class Normalise(nn.Module):
+    """x -> (x - mean) / std with stored buffers (F,)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def fit(self, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float64).reshape(-1, self.mean.numel())
+        self.mean.copy_(torch.as_tensor(x.mean(axis=0), dtype=torch.float32))
+        self.std.copy_(torch.as_tensor(np.maximum(x.std(axis=0), 1e-3), dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def qa_inputs(obj_feats: np.ndarray) -> np.ndarray:
+    """(T, K, F_OBJ) -> (T, K, 4 F_OBJ): features at t, t-1, t+1 (edge frames repeat themselves) and
+    the video mean."""
+    f = np.asarray(obj_feats, dtype=np.float32)
+    prev = np.concatenate([f[:1], f[:-1]], axis=0)
+    nxt = np.concatenate([f[1:], f[-1:]], axis=0)
+    mean = np.broadcast_to(f.mean(axis=0, keepdims=True), f.shape)
+    return np.concatenate([f, prev, nxt, mean], axis=-1)
+
+
+class FeatureQANet(nn.Module):
+    """(N, 4 F_OBJ) inputs (:func:`qa_inputs`) -> (N,) predicted J&F in [0, 1]."""
+
+    def __init__(self, hidden: int = 64) -> None:
+        super().__init__()
+        self.norm = Normalise(4 * F_OBJ)
+        self.mlp = nn.Sequential(nn.Linear(4 * F_OBJ, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.mlp(self.norm(x))).squeeze(-1)
+
+
+class RankNet(nn.Module):
+    """v2 agent: states (N, T, F_V2) -> frame scores (N, T) (higher = annotate first)."""
+
+    def __init__(self, hidden: int = 64) -> None:
+        super().__init__()
+        self.norm = Normalise(F_V2)
+        self.enc = nn.Sequential(nn.Linear(F_V2, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.lstm = nn.LSTM(hidden, hidden // 2, batch_first=True, bidirectional=True)
+        self.head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        if state.dim() != 3 or state.shape[-1] != F_V2:
+            raise ValueError(f"state must be (N, T, {F_V2}), got {tuple(state.shape)}")
+        x = self.enc(self.norm(state))
+        h, _ = self.lstm(x)
+        return self.head(torch.cat([x, h], dim=-1)).squeeze(-1)
+
+
+KINDS = {"feature-qa": FeatureQANet, "agent-v2": RankNet}
+
+
+def save_checkpoint(net: nn.Module, path: str | Path, config: dict | None = None) -> None:
+    kind = next(k for k, c in KINDS.items() if isinstance(net, c))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"kind": kind, "state_dict": net.state_dict(), "config": dict(config or {})}, tmp)
+    tmp.replace(path)
+
+
+def checkpoint_kind(path: str | Path) -> str | None:
+    """``"feature-qa"``/``"agent-v2"`` for this module's checkpoints, None for anything else."""
+    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    return obj.get("kind") if isinstance(obj, dict) and isinstance(obj.get("kind"), str) else None
+
+
+def load_checkpoint(path: str | Path, kind: str, device: torch.device | str = "cpu") -> nn.Module:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{kind} weights not found at {path}: train them with benchmarks/bench_agent.py")
+    obj = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(obj, dict) or obj.get("kind") != kind:
+        raise ValueError(f"{path} is not a {kind} checkpoint (kind {obj.get('kind') if isinstance(obj, dict) else None})")
+    net = KINDS[kind](**{k: v for k, v in obj.get("config", {}).items() if k == "hidden"})
+    net.load_state_dict(obj["state_dict"], strict=True)
+    return net.to(device).eval()
+
+
+# -- training ----------------------------------------------------------------------------------
+def train_feature_qa(x: np.ndarray, y: np.ndarray, *, epochs: int = 60, lr: float = 3e-3, batch: int = 256,
+                     seed: int = 0, hidden: int = 64) -> FeatureQANet:
+    """Fit a :class:`FeatureQANet` by MSE. x: (N, 4 F_OBJ) float, y: (N,) true J&F in [0, 1]."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = FeatureQANet(hidden)
+    net.norm.fit(x)
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    yt = torch.as_tensor(np.asarray(y, dtype=np.float32))
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-5)
+    for _ in range(epochs):
+        order = rng.permutation(len(xt))
+        for i in range(0, len(order), batch):
+            idx = torch.as_tensor(order[i:i + batch])
+            loss = torch.mean((net(xt[idx]) - yt[idx]) ** 2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return net.eval()
+
+
+def listwise_targets(gains: np.ndarray, tau: float = 0.5) -> np.ndarray:
+    """(C,) gains -> (C,) target distribution softmax(z / tau), z standardised within the decision
+    (all equal gains: uniform)."""
+    g = np.asarray(gains, dtype=np.float64)
+    sd = g.std()
+    z = (g - g.mean()) / sd if sd > 1e-9 else np.zeros_like(g)
+    e = np.exp((z - z.max()) / tau)
+    return e / e.sum()
+
+
+def train_ranker(decisions: Sequence[dict], *, epochs: int = 40, lr: float = 2e-3, seed: int = 0,
+                 hidden: int = 64, tau: float = 0.5) -> RankNet:
+    """Fit a :class:`RankNet` with the ListNet loss. Each decision: ``state`` (T, F_V2), ``candidates``
+    (C,) frame indices, ``gains`` (C,) one-round look-ahead gains. One decision per step (videos differ
+    in length), decisions in a seeded random order each epoch."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = RankNet(hidden)
+    net.norm.fit(np.concatenate([d["state"] for d in decisions], axis=0))
+    data = [(torch.as_tensor(np.asarray(d["state"], np.float32))[None], torch.as_tensor(np.asarray(d["candidates"])),
+             torch.as_tensor(listwise_targets(d["gains"], tau), dtype=torch.float32)) for d in decisions]
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-5)
+    for _ in range(epochs):
+        net.train()
+        for i in rng.permutation(len(data)):
+            s, c, t = data[i]
+            logp = torch.log_softmax(net(s)[0, c], dim=0)
+            loss = -(t * logp).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return net.eval()
+
+
+# -- use in the loop ---------------------------------------------------------------------------
+class FeatureQuality:
+    """Wild quality from :class:`FeatureQANet`: ``(frames, probs) -> (T, K)`` predicted J&F.
+
+    The features need the frames annotated so far: read from ``source.annotated`` at call time (the
+    backend of the run: ``VOS.base.VOSBackend.annotated``) or given with :meth:`set_annotated`.
+    The object features of the last call are kept in ``last_features`` (for the v2 agent).
+    """
+
+    def __init__(self, net: FeatureQANet, source: Any = None) -> None:
+        self.net = net.eval()
+        self.source = source
+        self._annotated: list[int] | None = None
+        self.last_features: np.ndarray | None = None
+
+    def set_annotated(self, annotated: Sequence[int]) -> None:
+        self._annotated = list(annotated)
+
+    def annotated(self) -> list[int]:
+        if self._annotated is not None:
+            return self._annotated
+        if self.source is None:
+            raise RuntimeError("FeatureQuality needs the annotated frames: give the backend as source")
+        return list(self.source.annotated)
+
+    def predict(self, obj_feats: np.ndarray) -> np.ndarray:
+        """(T, K, F_OBJ) -> (T, K) predicted J&F."""
+        x = qa_inputs(obj_feats)
+        with torch.no_grad():
+            y = self.net(torch.as_tensor(x.reshape(-1, x.shape[-1])))
+        return y.numpy().reshape(x.shape[:2]).astype(np.float64)
+
+    def __call__(self, frames: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        ann = self.annotated()
+        feats = object_features(probs, ann, len(ann))
+        self.last_features = feats
+        return self.predict(feats)
+
+
+class V2Selector:
+    """``method=ours agent=v2``: the frame with the highest :class:`RankNet` score (no exploration;
+    may repeat a frame). Reads ``ctx.quality``, ``ctx.counts``, ``ctx.round`` and the object features
+    of the round: ``ctx.probs`` (T, K+1, H, W) if the loop provides it, else the features the wild
+    :class:`FeatureQuality` computed this round (``qa``). Keeps the previous round's quality per sample
+    (reset at round 1)."""
+
+    name = "ours"
+    needs_quality = True
+
+    def __init__(self, net: RankNet, qa: FeatureQuality | None = None) -> None:
+        self.net = net.eval()
+        self.qa = qa
+        self._prev: np.ndarray | None = None
+
+    def state(self, ctx: Any) -> np.ndarray:
+        if ctx.quality is None:
+            raise ValueError("the v2 agent needs per-frame quality but the context has none")
+        probs = getattr(ctx, "probs", None)
+        if probs is not None:
+            feats = object_features(probs, ctx.annotated, ctx.round)
+        elif self.qa is not None and self.qa.last_features is not None:
+            feats = self.qa.last_features
+        else:
+            raise RuntimeError("the v2 agent needs the round's probabilities (ctx.probs) or a FeatureQuality")
+        prev = self._prev if (self._prev is not None and ctx.round > 1 and len(self._prev) == len(ctx.quality)) else None
+        self._prev = np.asarray(ctx.quality, dtype=np.float64).copy()
+        return agent_state_v2(ctx.quality, prev, ctx.counts, feats, ctx.round)
+
+    def __call__(self, ctx: Any) -> int:
+        s = self.state(ctx)
+        with torch.no_grad():
+            scores = self.net(torch.as_tensor(s)[None])[0].numpy()
+        return int(np.clip(int(np.argmax(scores)), 0, int(ctx.num_frames) - 1))

@@ -1,0 +1,133 @@
+"""v2 agent state features (by hand), the feature QA model and the imitation ranker (toy learning tests)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from agent.features import F_OBJ, F_V2, agent_state_v2, annotation_distance, object_features
+from agent.imitation import (FeatureQuality, RankNet, V2Selector, listwise_targets, load_checkpoint, qa_inputs,
+                             save_checkpoint, train_feature_qa, train_ranker)
+
+
+def H(p):
+    return -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+
+
+def toy_probs():
+    p1 = np.array([[[0.9, 0.9], [0.1, 0.1]],
+                   [[0.7, 0.3], [0.1, 0.1]],
+                   [[0.01, 0.01], [0.01, 0.01]]], np.float32)
+    return np.stack([1 - p1, p1], axis=1)  # (3, 2, 2, 2)
+
+
+def test_annotation_distance():
+    assert annotation_distance(6, [1, 4, 4]).tolist() == [1, 0, 1, 1, 0, 1]
+    assert annotation_distance(3, []).tolist() == [3, 3, 3]
+
+
+def test_object_features_by_hand():
+    f = object_features(toy_probs(), [0], 1)
+    assert f.shape == (3, 1, F_OBJ)
+    f = f[:, 0]
+    np.testing.assert_allclose(f[:, 0], [0, 1 / 3, 2 / 3], atol=1e-6)
+    np.testing.assert_allclose(f[:, 1], [0, 0.5, math.log(3) / math.log(4)], atol=1e-6)
+    np.testing.assert_allclose(f[:, 2], [1, 0, 0])
+    np.testing.assert_allclose(f[:, 3], [0.9, 0.7, 0.0], atol=1e-6)
+    np.testing.assert_allclose(f[:, 4], [0.0, 2 / 4, 0.0], atol=1e-6)
+    np.testing.assert_allclose(f[:, 5], [H(0.9), (2 * H(0.7) + 2 * H(0.1)) / 4, 0.0], atol=1e-5)
+    np.testing.assert_allclose(f[:, 6], [0.0, math.log(2 / 3), math.log(1 / 3)], atol=1e-6)
+    np.testing.assert_allclose(f[:, 7], [0.5, 0.25, 0.0])
+    np.testing.assert_allclose(f[:, 8], [0.5, 0.5, 0.0])   # IoU with t-1 (t=0: with t+1)
+    np.testing.assert_allclose(f[:, 9], [0.5, 0.0, 0.0])   # IoU with t+1 (t=T-1: with t-1)
+    np.testing.assert_allclose(f[:, 10], [0, 0, 1])
+    np.testing.assert_allclose(f[:, 11], 1 / 8)
+
+
+def test_agent_state_v2_by_hand():
+    obj = object_features(toy_probs(), [0], 1)
+    s = agent_state_v2(np.array([0.9, 0.5, 0.2]), np.array([0.8, 0.5, 0.4]), np.array([1, 0, 0]), obj, 1)
+    assert s.shape == (3, F_V2)
+    np.testing.assert_allclose(s[:, 0], [0.9, 0.5, 0.2], atol=1e-6)
+    np.testing.assert_allclose(s[:, 1], [0.1, 0.0, -0.2], atol=1e-6)
+    np.testing.assert_allclose(s[:, 2], [0.9 - 1.6 / 3, 0.5 - 1.6 / 3, 0.2 - 1.6 / 3], atol=1e-6)
+    np.testing.assert_allclose(s[:, 3], [1.0, 0.5, 0.0])
+    np.testing.assert_allclose(s[:, 4], [0.2, 0.2, 0.2], atol=1e-6)
+    np.testing.assert_allclose(s[:, 5], [1, 0, 0])
+    np.testing.assert_allclose(s[:, 6], [1, 0, 0])
+    np.testing.assert_allclose(s[:, 7], [0, 1 / 3, 2 / 3], atol=1e-6)
+    np.testing.assert_allclose(s[:, 9], [0, 0.5, 1])
+    np.testing.assert_allclose(s[:, 10], 1 / 8)
+    np.testing.assert_allclose(s[:, 11:], obj[:, 0, 3:10], atol=1e-6)
+    # no previous round: no change
+    assert np.all(agent_state_v2(np.array([0.9, 0.5, 0.2]), None, np.array([1, 0, 0]), obj, 1)[:, 1] == 0)
+
+
+def test_listwise_targets():
+    t = listwise_targets(np.array([0.0, 0.0, 0.0]))
+    np.testing.assert_allclose(t, 1 / 3)
+    t = listwise_targets(np.array([0.1, 0.3, 0.2]))
+    assert t.argmax() == 1 and abs(t.sum() - 1) < 1e-9
+
+
+def test_feature_qa_learns_a_toy_target(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1500, 4 * F_OBJ)).astype(np.float32)
+    y = 1 / (1 + np.exp(-(1.5 * x[:, 3] - x[:, 0])))            # depends on two inputs
+    net = train_feature_qa(x[:1000], y[:1000], epochs=30, seed=0)
+    with torch.no_grad():
+        p = net(torch.as_tensor(x[1000:])).numpy()
+    assert np.corrcoef(p, y[1000:])[0, 1] > 0.95
+    assert np.mean((p - y[1000:]) ** 2) < 0.1 * np.var(y[1000:])
+    save_checkpoint(net, tmp_path / "qa.pt")
+    again = load_checkpoint(tmp_path / "qa.pt", "feature-qa")
+    with torch.no_grad():
+        np.testing.assert_allclose(again(torch.as_tensor(x[1000:])).numpy(), p, atol=1e-6)
+    # used as the wild quality function: (T, K) predictions from probs and the annotated frames
+    qa = FeatureQuality(again)
+    qa.set_annotated([0])
+    out = qa(np.zeros((3, 2, 2, 3), np.uint8), toy_probs())
+    assert out.shape == (3, 1) and np.all((out >= 0) & (out <= 1))
+    assert qa_inputs(qa.last_features).shape == (3, 1, 4 * F_OBJ)
+
+
+def test_ranker_learns_to_pick_the_frame_the_teacher_prefers(tmp_path):
+    rng = np.random.default_rng(1)
+
+    def decision(T):
+        s = rng.uniform(0, 1, size=(T, F_V2)).astype(np.float32)
+        cands = np.sort(rng.choice(T, size=6, replace=False))
+        gains = 0.1 * s[cands, 7] - 0.05 * s[cands, 0]  # the teacher's gain: far from annotations, low quality
+        return {"state": s, "candidates": cands, "gains": gains}
+
+    train = [decision(int(rng.integers(10, 16))) for _ in range(120)]
+    net = train_ranker(train, epochs=12, seed=0)
+    hits = 0
+    for _ in range(50):
+        d = decision(12)
+        with torch.no_grad():
+            sc = net(torch.as_tensor(d["state"])[None])[0].numpy()
+        hits += int(d["candidates"][np.argmax(sc[d["candidates"]])] == d["candidates"][np.argmax(d["gains"])])
+    assert hits >= 35   # chance: 50 / 6 ~ 8
+    save_checkpoint(net, tmp_path / "v2.pt")
+    assert isinstance(load_checkpoint(tmp_path / "v2.pt", "agent-v2"), RankNet)
+
+
+def test_v2_selector_reads_the_context():
+    torch.manual_seed(0)
+    net = RankNet()
+
+    class Ctx:
+        round = 1
+        num_frames = 3
+        quality = np.array([0.9, 0.5, 0.2])
+        counts = np.array([1, 0, 0])
+        annotated = [0]
+        probs = toy_probs()
+
+    sel = V2Selector(net)
+    s = sel.state(Ctx())
+    with torch.no_grad():
+        expected = int(np.argmax(net(torch.as_tensor(s)[None])[0].numpy()))
+    assert sel(Ctx()) == expected

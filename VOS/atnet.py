@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.checkpoint import CheckpointError, load_into, load_state_dict
 from VOS import _correlation
 from VOS._checkout import (
     CHECKOUTS,
@@ -59,7 +60,6 @@ from VOS._checkout import (
     checkout_context,
     checkout_dir,
     load_checkout,
-    load_state_dict_file,
     no_downloads,
     require_weights,
     stub_module,
@@ -163,8 +163,23 @@ def build_network(handle: Checkout, device: torch.device | str = "cpu",
             contextlib.redirect_stdout(io.StringIO()):   # ATnet() prints a banner
         net = handle["networks.atnet"].ATnet()
     if state_dict is not None:
-        net.load_state_dict(state_dict, strict=True)
+        load_into(net, state_dict, "the ATNet state dict", expected=ATNET_LAYOUT)
     return net.to(torch.device(device)).eval()
+
+
+ATNET_LAYOUT = ("ATNet-checkpoint.pth of yuk6heo/IVOS-ATNet: a state dict (optionally under 'state_dict', "
+                "keys with or without 'module.') of the checkout's ATnet")
+
+
+def load_atnet_weights(handle: Checkout, path: Path, device: torch.device | str = "cpu") -> nn.Module:
+    """ATnet with the weights at ``path`` loaded strictly (``weights_only=True``: the published file is a
+    plain state dict); a file that does not fit names itself and what it lacks."""
+    state = load_state_dict(path, expected=ATNET_LAYOUT, map_location="cpu",
+                            fix="download it again (README, 'VOS networks')")
+    try:
+        return build_network(handle, device, state)
+    except CheckpointError as exc:
+        raise CheckpointError(str(exc).replace("the ATNet state dict", str(path))) from None
 
 
 class ATNetBackend(VOSBackend):
@@ -197,7 +212,8 @@ class ATNetBackend(VOSBackend):
             self.checkout = load_atnet_checkout(root, use_extension=False)
         self.utils = self.checkout["libs.utils"]
         self.utils_torch = self.checkout["libs.utils_torch"]
-        self.net = build_network(self.checkout, self.torch_device, load_state_dict_file(weights, "cpu"))
+        self.weight_files = [Path(weights)]
+        self.net = load_atnet_weights(self.checkout, Path(weights), self.torch_device)
         log.info("ATNet loaded from %s (%s, correlation: %s)", weights, self.torch_device,
                  "CUDA extension" if use_ext else "pure torch")
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from core.checkpoint import load_into, load_state_dict
 from VOS._checkout import (
     CHECKOUTS,
     Checkout,
@@ -40,11 +41,10 @@ from VOS._checkout import (
     checkout_context,
     checkout_dir,
     load_checkout,
-    load_state_dict_file,
     require_weights,
     stub_module,
 )
-from VOS.base import BackendError, RoundOutput, VOSBackend
+from VOS.base import RoundOutput, VOSBackend
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +117,12 @@ class IPNBackend(VOSBackend):
         with checkout_context(self._ckpt), torch.no_grad():
             self.net_i = self._ckpt["interaction_net"].Inet()
             self.net_p = self._ckpt["propagation_net"].Pnet()
-        for net, path in ((self.net_i, self.weights_i), (self.net_p, self.weights_p)):
-            state = load_state_dict_file(path, map_location=self.device)
-            try:
-                net.load_state_dict(state, strict=True)
-            except RuntimeError as err:
-                raise BackendError(f"IPN: {path} does not fit the checkout's network: {err}") from err
+        self.weight_files = [Path(self.weights_i), Path(self.weights_p)]
+        for net, path, name in ((self.net_i, self.weights_i, "I.pth (Inet)"), (self.net_p, self.weights_p, "P.pth (Pnet)")):
+            expected = f"IPN's {name}: a state dict of the checkout's network, keys with or without 'module.'"
+            state = load_state_dict(path, expected=expected, map_location=self.device,
+                                    fix="download it again (README, 'VOS networks')")
+            load_into(net, state, path, expected=expected)
             net.to(self.device).eval()
 
     # -- checks -------------------------------------------------------------------------------

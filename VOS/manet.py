@@ -43,6 +43,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from core.checkpoint import CheckpointError, load_state_dict
 from VOS._checkout import (
     CHECKOUTS,
     Checkout,
@@ -50,10 +51,9 @@ from VOS._checkout import (
     checkout_context,
     checkout_dir,
     load_checkout,
-    load_state_dict_file,
     require_weights,
 )
-from VOS.base import BackendError, RoundOutput, VOSBackend
+from VOS.base import RoundOutput, VOSBackend
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,33 @@ def rough_roi(label, margin: int = _ROI_MARGIN):
     return torch.where(keep, label, torch.zeros_like(label))
 
 
+MANET_LAYOUT = ("save_step_80000.pth of lightas/CVPR2020_MANet: a state dict of the checkout's IntVOS "
+                "(DeepLabv3+ feature extractor and its heads), keys with or without 'module.'")
+
+
+def merge_manet_state(own: dict, state: dict, path: Path | str) -> dict:
+    """The network's state dict ``own`` with every entry taken from the checkpoint ``state``.
+
+    Entries of ``state`` the network lacks are ignored (as MANet's ``load_network`` did). A network
+    entry the checkpoint lacks (other than BatchNorm's unused ``num_batches_tracked``) or of another
+    shape raises CheckpointError naming ``path``: it would stay randomly initialised."""
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or shapes:
+        what = []
+        if missing:
+            what.append(f"{len(missing)} of the network's {len(own)} entries are not in it (e.g. "
+                        f"{', '.join(missing[:3])})")
+        if shapes:
+            what.append(f"{len(shapes)} have another shape (e.g. {shapes[0]}: {tuple(state[shapes[0]].shape)} there, "
+                        f"{tuple(own[shapes[0]].shape)} in the network)")
+        raise CheckpointError(f"{path} only partly matches MANet's network: {'; '.join(what)}; those parts would "
+                              f"stay random. Use {MANET_LAYOUT}")
+    merged = dict(own)
+    merged.update({k: v for k, v in state.items() if k in own})
+    return merged
+
+
 class MANetBackend(VOSBackend):
     """MANet: DeepLabv3+ embeddings, interaction and propagation heads with memories.
 
@@ -192,18 +219,13 @@ class MANetBackend(VOSBackend):
         self.net.to(self.device).eval()
 
     def _load_weights(self) -> None:
-        """Like MANet's ``load_network``: checkpoint entries the model has overwrite its own."""
-        own = self.net.state_dict()
-        state = load_state_dict_file(self.weights, map_location=self.device)
-        known = {k: v for k, v in state.items() if k in own}
-        if not known:
-            raise BackendError(f"MANet: no entry of {self.weights} matches the network; is it save_step_80000.pth?")
-        missing = [k for k in own if k not in known]
-        if missing:
-            log.warning("MANet: %d of %d network entries not in %s (kept as built), e.g. %s",
-                        len(missing), len(own), self.weights, missing[:3])
-        own.update(known)
-        self.net.load_state_dict(own)
+        """Like MANet's ``load_network`` (checkpoint entries the model has overwrite its own; extra
+        entries are ignored), except that a checkpoint covering only part of the network is an error:
+        the rest would stay randomly initialised."""
+        self.weight_files = [Path(self.weights)]
+        state = load_state_dict(self.weights, expected=MANET_LAYOUT, map_location=self.device,
+                                fix="download save_step_80000.pth again (README, 'VOS networks')")
+        self.net.load_state_dict(merge_manet_state(self.net.state_dict(), state, self.weights))
 
     # -- checks -------------------------------------------------------------------------------
     @classmethod

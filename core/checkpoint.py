@@ -96,6 +96,12 @@ def state_dict_of(obj: Any, path: str | os.PathLike, *, expected: str,
     return state
 
 
+def load_state_dict(path: str | os.PathLike, *, expected: str, map_location: Any = "cpu",
+                    fix: str | None = None) -> dict[str, Any]:
+    """:func:`load` then :func:`state_dict_of`: the (unwrapped, prefix-free) state dict at ``path``."""
+    return state_dict_of(load(path, expected=expected, map_location=map_location, fix=fix), path, expected=expected)
+
+
 def load_into(module: Any, state: dict[str, Any], path: str | os.PathLike, *, expected: str) -> None:
     """``module.load_state_dict(state, strict=True)``; a mismatch -> CheckpointError listing what is
     missing, unexpected or of another shape."""
@@ -116,4 +122,5 @@ def load_into(module: Any, state: dict[str, Any], path: str | os.PathLike, *, ex
     module.load_state_dict(state, strict=True)
 
 
-__all__ = ["CheckpointError", "WRAPPER_KEYS", "load", "load_into", "save", "state_dict_of", "strip_module_prefix"]
+__all__ = ["CheckpointError", "WRAPPER_KEYS", "load", "load_into", "load_state_dict", "save", "state_dict_of",
+           "strip_module_prefix"]

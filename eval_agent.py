@@ -12,6 +12,7 @@ import os
 import sys
 
 from _experiment import new_experiment, setup_logging
+from VOS.registry import default_min_nb_nodes
 
 ex = new_experiment("eval_agent")
 
@@ -34,7 +35,7 @@ def config():
     qa_weights = os.path.join(weights_dir, "assess_net.pt")
     qa_batch_size = 16
     qa_record = True         # wild: run the QA net even for methods that ignore it (random, linspace), to record its accuracy
-    min_nb_nodes = 2 if vos.lower() == "atnet" else 4   # the robot's, as the published scripts set it
+    min_nb_nodes = default_min_nb_nodes(vos)   # the robot's, per network as published (VOS.registry)
     sequences = None         # optional list of sequence names (default: the whole split)
     greedy_candidates = 0    # greedy: try all frames (0) or this many evenly spaced ones
     vos_options = {}         # passed to the backend, e.g. {"weights": "path/to/ckpt.pth"}

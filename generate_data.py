@@ -14,6 +14,7 @@ the object's ground truth). Re-running the same command after an interruption re
 from __future__ import annotations
 
 from _experiment import new_experiment, setup_logging
+from VOS.registry import default_min_nb_nodes
 
 ex = new_experiment("generate_data")
 
@@ -31,7 +32,7 @@ def config():
     device = "auto"          # auto | cpu | cuda
     data_dir = "data"
     out_dir = f"{data_dir}/quality_assessment"
-    min_nb_nodes = 2 if vos.lower() == "atnet" else 4   # the robot's (published ATNet runs: 2)
+    min_nb_nodes = default_min_nb_nodes(vos)   # the robot's, per network as published (VOS.registry)
     sequences = None         # optional list of sequence names (default: the whole split)
     vos_options = {}         # passed to the backend
     progress = True
@@ -45,15 +46,14 @@ def paper():
     split = "train"
     rounds = 5
     scribbles = [1]
-    min_nb_nodes = 2
 
 
 @ex.main
 def main(vos, dataset, split, rounds, method, setting, scribbles, seed, device, data_dir, out_dir, min_nb_nodes,
          sequences, vos_options, progress):
-    from agent.qa_data import generate_qa_data
     from core.device import resolve_device
     from datasets.layout import check_files, resolve
+    from interaction.qa_runs import generate_qa_data
     from VOS.registry import build_backend, canonical
 
     if method != "worst" or setting != "oracle":

@@ -13,6 +13,7 @@ appended per episode; re-running resumes.
 from __future__ import annotations
 
 from _experiment import new_experiment, setup_logging
+from VOS.registry import default_min_nb_nodes
 
 ex = new_experiment("pretrain_agent")
 
@@ -29,7 +30,7 @@ def config():
     device = "auto"          # auto | cpu | cuda
     data_dir = "data"
     train_dir = "train"
-    min_nb_nodes = 2 if vos.lower() == "atnet" else 4   # the robot's (published ATNet runs: 2)
+    min_nb_nodes = default_min_nb_nodes(vos)   # the robot's, per network as published (VOS.registry)
     min_sigma = 0.01         # goal reward: sigma below this (or from a single random run) is raised to it
     sequences = None         # optional list of sequence names (default: the whole split)
     vos_options = {}         # passed to the backend
@@ -43,7 +44,6 @@ def paper():
     vos = "atnet"
     dataset = "davis"
     split = "train"
-    min_nb_nodes = 2
     seed = 2021
     epochs = 10
     rounds = 5
@@ -59,9 +59,10 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
 
     from agent.records import read_records
     from agent.rewards import RewardStats
-    from agent.training import check_identity, collect_episodes
+    from agent.training import check_identity
     from core.device import resolve_device
     from interaction.evaluate import checked_samples
+    from interaction.training_runs import collect_episodes
     from VOS.registry import build_backend, canonical
 
     setup_logging()

@@ -11,6 +11,7 @@ episode finishes; re-running the same command after an interruption resumes.
 from __future__ import annotations
 
 from _experiment import new_experiment, setup_logging
+from VOS.registry import default_min_nb_nodes
 
 ex = new_experiment("produce_reward")
 
@@ -27,7 +28,7 @@ def config():
     device = "auto"          # auto | cpu | cuda
     data_dir = "data"
     train_dir = "train"
-    min_nb_nodes = 2 if vos.lower() == "atnet" else 4   # the robot's (published ATNet runs: 2)
+    min_nb_nodes = default_min_nb_nodes(vos)   # the robot's, per network as published (VOS.registry)
     sequences = None         # optional list of sequence names (default: the whole split)
     vos_options = {}         # passed to the backend
     threads = 1              # torch CPU threads
@@ -40,7 +41,6 @@ def paper():
     vos = "atnet"
     dataset = "davis"
     split = "train"
-    min_nb_nodes = 2
     seed = 2020
     epochs = 30
     rounds = 5
@@ -54,9 +54,10 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
 
     import torch
 
-    from agent.training import check_identity, collect_episodes
+    from agent.training import check_identity
     from core.device import resolve_device
     from interaction.evaluate import checked_samples
+    from interaction.training_runs import collect_episodes
     from VOS.registry import build_backend, canonical
 
     setup_logging()

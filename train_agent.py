@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from _experiment import new_experiment, setup_logging
+from VOS.registry import default_min_nb_nodes
 
 ex = new_experiment("train_agent")
 
@@ -33,7 +34,7 @@ def config():
     train_dir = "train"
     weights_dir = "weights"
     agent_weights = os.path.join(weights_dir, "agent.pt")
-    min_nb_nodes = 2 if vos.lower() == "atnet" else 4   # the robot's (published ATNet runs: 2)
+    min_nb_nodes = default_min_nb_nodes(vos)   # the robot's, per network as published (VOS.registry)
     min_sigma = 0.01         # goal reward: sigma below this (or from a single random run) is raised to it
     min_span = 0.05          # replay pre-fill: keep sequences whose frame-mean J&F spans more than this
     updates_per_episode = 14 # DQN updates after each episode (published: 14)
@@ -53,7 +54,6 @@ def paper():
     vos = "atnet"
     dataset = "davis"
     split = "train"
-    min_nb_nodes = 2
     seed = 2019
     epochs = 5
     rounds = 5
@@ -72,9 +72,10 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
 
     from agent.records import read_records
     from agent.rewards import RewardStats
-    from agent.training import check_identity, load_prefill, train_dqn
+    from agent.training import check_identity, load_prefill
     from core.device import resolve_device
     from interaction.evaluate import checked_samples
+    from interaction.training_runs import train_dqn
     from VOS.registry import build_backend, canonical
 
     setup_logging()

@@ -34,6 +34,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as _np
 
+from core.state_dict import strip_module_prefix
 from VOS.base import BackendError
 
 log = logging.getLogger(__name__)
@@ -374,4 +375,4 @@ def load_state_dict_file(path: Path | str, map_location: object = "cpu") -> dict
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
             break
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
+    return strip_module_prefix(obj)

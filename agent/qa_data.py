@@ -1,7 +1,8 @@
 """Training data and training of the quality-assessment network (PROTOCOL.md §6).
 
-Generation (``generate_data.py``): a backend runs the oracle-``worst`` protocol (first scribble, full
-videos, 5 rounds published); after every round each object's probability map is saved as
+Generation (``generate_data.py``, run by :func:`interaction.qa_runs.generate_qa_data`): a backend runs the
+oracle-``worst`` protocol (first scribble, full videos, 5 rounds published); after every round each object's
+probability map is saved as
 ``{out}/interaction-<n>/scribble-<s>/<seq>/probs/<obj>/<frame:05d>.png`` (round(prob × 255), uint8), and one
 row per (round, object, frame) goes to ``{out}/index.csv``:
 
@@ -26,7 +27,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -41,7 +42,6 @@ from agent.quality import QualityNet
 from agent.roi import crop_resample, roi_box
 from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from datasets import davis_compat as dc
-from datasets.layout import RESOLUTION, DatasetSpec
 
 log = logging.getLogger(__name__)
 
@@ -85,85 +85,6 @@ def read_index(out_dir: str | os.PathLike) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
     return pd.read_csv(path, dtype={"sequence": str, "image": str, "prob": str})
-
-
-class QADataWriter:
-    """``on_round`` / ``on_sample`` callbacks for :func:`interaction.loop.run_episodes` that save the
-    probability maps and append the finished sample's rows to the index."""
-
-    def __init__(self, spec: DatasetSpec, out_dir: str | os.PathLike) -> None:
-        self.spec = spec
-        self.out = Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
-        index = self.out / INDEX_FILE
-        self._text = index.read_text() if index.exists() else ",".join(COLUMNS) + "\n"
-        self._pending: list[dict[str, Any]] = []
-        self._gt: tuple[str, np.ndarray] | None = None
-
-    def _annotations(self, seq: str) -> np.ndarray:
-        if self._gt is None or self._gt[0] != seq:
-            self._gt = (seq, self.spec.annotations(seq))
-        return self._gt[1]
-
-    def on_round(self, sample, rnd, out) -> None:
-        seq, s = sample.sequence, int(sample.scribble_idx)
-        start = int(sample.window[0]) if sample.window else 0
-        probs = np.asarray(out.probs)                    # (T', K+1, H, W)
-        T, K = probs.shape[0], probs.shape[1] - 1
-        gt = self._annotations(seq)[start:start + T]
-        for k in range(1, K + 1):
-            q = quantise(probs[:, k])
-            target, empty = single_object_jf(gt == k, q)
-            for t in range(T):
-                frame = start + t
-                rel = prob_relpath(rnd.round, s, seq, k, frame)
-                path = self.out / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                if not cv2.imwrite(str(path), q[t]):
-                    raise OSError(f"cannot write {path}")
-                self._pending.append({"interaction": rnd.round, "scribble": s, "sequence": seq, "object": k,
-                                      "frame": frame, "target": float(target[t]), "both_empty": int(empty[t]),
-                                      "image": f"JPEGImages/{RESOLUTION}/{seq}/{frame:05d}.jpg", "prob": rel})
-
-    def on_sample(self, sample, report=None) -> None:
-        rows = pd.DataFrame(self._pending, columns=COLUMNS)
-        self._pending = []
-        self._text += rows.to_csv(index=False, header=False, float_format="%.6f")
-        atomic_write_text(self.out / INDEX_FILE, self._text)
-
-
-def generate_qa_data(spec: DatasetSpec, split: str, backend, out_dir: str | os.PathLike, *, rounds: int = 5,
-                     scribbles: Sequence[int] = (1,), sequences: Sequence[str] | None = None,
-                     min_nb_nodes: int = 4, seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    """Run oracle-``worst`` for ``rounds`` rounds on every (sequence of ``split``, scribble index in
-    ``scribbles``) not yet in ``{out_dir}/index.csv`` and save their probability maps. Returns the index."""
-    from agent.selection import WorstSelector
-    from interaction.loop import run_episodes
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {"dataset": spec.name, "dataset_root": str(Path(spec.root).resolve()), "split": split,
-            "backend": getattr(backend, "name", type(backend).__name__), "rounds": rounds, "method": "worst",
-            "setting": "oracle", "threshold": TARGET_THRESHOLD}
-    meta_path = out / META_FILE
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        clash = {k: (old.get(k), v) for k, v in meta.items() if k not in ("dataset_root",) and old.get(k) != v}
-        if clash:
-            raise ValueError(f"{out} holds data made with other settings {clash}: use another out dir")
-    atomic_write_json(meta_path, meta)
-    old_index = read_index(out)
-    done = set(zip(old_index["sequence"].astype(str), old_index["scribble"].astype(int), strict=True))
-    seqs = spec.subset(split, sequences)
-    samples = [(q, s) for q in seqs for s in scribbles if s <= spec.sequences[q]["num_scribbles"]
-               and (q, s) not in done]
-    log.info("QA data: %d samples to run (%d already in %s)", len(samples), len(done), out / INDEX_FILE)
-    if samples:
-        writer = QADataWriter(spec, out)
-        run_episodes(spec, samples, split, backend, WorstSelector(), rounds, setting="oracle",
-                     min_nb_nodes=min_nb_nodes, seed=seed, on_round=writer.on_round, on_sample=writer.on_sample,
-                     progress=progress, desc="QA data")
-    return read_index(out)
 
 
 # -- dataset ---------------------------------------------------------------------------------
@@ -421,6 +342,6 @@ def train_quality(net: QualityNet, train_set: QADataset, val_set: QADataset | No
     return history
 
 
-__all__ = ["Augment", "COLUMNS", "INDEX_FILE", "META_FILE", "QADataWriter", "QADataset", "correlations",
-           "evaluate_quality", "generate_qa_data", "init_head", "make_datasets", "predict", "prob_relpath", "quantise",
+__all__ = ["Augment", "COLUMNS", "INDEX_FILE", "META_FILE", "QADataset", "correlations",
+           "evaluate_quality", "init_head", "make_datasets", "predict", "prob_relpath", "quantise",
            "read_index", "single_object_jf", "split_by_sequence", "train_epoch", "train_quality"]

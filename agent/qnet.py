@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
+
+from core.state_dict import strip_module_prefix
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,6 @@ class QNet(nn.Module):
         x = self.encoder_fc2(torch.relu(self.encoder_fc1(state)))
         h = self._bidirectional(x)
         return self.decoder_fc2(torch.relu(self.decoder_fc1(torch.relu(h)))).squeeze(-1)
-
-
-def strip_module_prefix(state_dict: dict[str, Any]) -> dict[str, Any]:
-    """Drop the ``module.`` prefix nn.DataParallel adds to every key."""
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state_dict.items()}
 
 
 def load_agent(path: str | Path, device: torch.device | str = "cpu") -> QNet:

@@ -33,6 +33,7 @@ import torch.nn as nn
 import torchvision
 
 from agent.roi import crop_pairs, roi_boxes
+from core.state_dict import strip_module_prefix
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +139,6 @@ def load_imagenet(encoder: QualityEncoder, backbone: str, source: bool | str) ->
 
 
 # -- checkpoints -----------------------------------------------------------------------
-def strip_module(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the ``module.`` prefix DataParallel adds."""
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-
-
 def infer_backbone(state: dict[str, torch.Tensor]) -> str:
     """'resnet50' or 'resnet18' from a QA state dict (fc1 width)."""
     width = state["fc1.weight"].shape[1]
@@ -189,7 +185,7 @@ def load_quality_net(path: str | os.PathLike, device: torch.device | str = "cpu"
         state, meta = ckpt["state_dict"], {}
     else:
         state, meta = ckpt, {}
-    state = strip_module(dict(state))
+    state = strip_module_prefix(dict(state))
     found = meta.get("backbone") or infer_backbone(state)
     if backbone is not None and backbone != found:
         raise ValueError(f"{path} holds a {found} QA network, not {backbone}")
@@ -245,4 +241,4 @@ class QualityAssessor:
 
 
 __all__ = ["BACKBONES", "DEFAULT_BACKBONE", "DEFAULT_CROP", "PUBLISHED", "QualityAssessor", "QualityEncoder",
-           "QualityNet", "infer_backbone", "load_imagenet", "load_quality_net", "strip_module"]
+           "QualityNet", "infer_backbone", "load_imagenet", "load_quality_net"]

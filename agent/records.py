@@ -69,24 +69,28 @@ def _repair_tail(path: Path) -> None:
         fh.truncate(data.rfind(b"\n") + 1)
 
 
-def append_rows(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
-    """Append transition rows (dicts with :data:`COLUMNS`) to a CSV, writing the header when the
-    file is new; one write per call, flushed and fsynced (call it once per finished episode)."""
+def append_rows(path: str | os.PathLike, rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
+    """Append rows (dicts with ``columns``, default the transition :data:`COLUMNS`) to a CSV, writing
+    the header when the file is new; vector columns given as arrays are '/'-joined. One write per
+    call, flushed and fsynced (call it once per finished episode); a half-written last line left by
+    an interrupted run is cut first. The one CSV append of the project."""
+    columns = COLUMNS if columns is None else list(columns)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _repair_tail(path)
     new = not path.exists() or path.stat().st_size == 0
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     if new:
         writer.writeheader()
     for row in rows:
         row = dict(row)
         for c in VECTOR_COLUMNS:
-            if not isinstance(row[c], str):
+            if c in row and not isinstance(row[c], str):
                 row[c] = encode_vector(row[c])
-        row["done"] = bool(row["done"])
-        writer.writerow({c: row[c] for c in COLUMNS})
+        if "done" in row:
+            row["done"] = bool(row["done"])
+        writer.writerow({c: row[c] for c in columns})
     with open(path, "a", newline="") as fh:
         fh.write(buf.getvalue())
         fh.flush()
@@ -113,7 +117,7 @@ def read_records(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def completed_episodes(df: pd.DataFrame, transitions_per_episode: int) -> Counter:
-    """Episodes on disk per (sequence, scribble_iter): rows // transitions_per_episode."""
+    """Episodes on disk per (sequence, scribble_idx) (column ``scribble_iter``): rows // transitions_per_episode."""
     rows = Counter(zip(df["sequence"].astype(str), df["scribble_iter"].astype(int), strict=True))
     return Counter({k: n // transitions_per_episode for k, n in rows.items()})
 
@@ -155,7 +159,7 @@ def episode_rows(sample: Any, goal_reward: Callable[[str, int, int, float], floa
                  ) -> list[dict[str, Any]]:
     """Record rows of one finished episode (an ``interaction.loop.SampleRecord``), one per
     decision: state after round i, action = frame annotated in round i+1, next state after
-    round i+1 (i = 1 .. rounds-1). ``goal_reward(sequence, scribble_iter, round, m)`` gives
+    round i+1 (i = 1 .. rounds-1). ``goal_reward(sequence, scribble_idx, round, m)`` gives
     ``reward_done`` (0 when None, as in reward.csv). States use the GT per-frame J&F."""
     rounds = sample.rounds
     rows = []

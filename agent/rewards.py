@@ -23,7 +23,7 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 MIN_SIGMA = 0.01
-Key = tuple[str, int, int]   # (sequence, scribble_iter, round after the action)
+Key = tuple[str, int, int]   # (sequence, scribble_idx, round after the action); CSV column scribble_iter
 
 
 def step_reward(counts: np.ndarray, action: int) -> float:
@@ -48,7 +48,7 @@ def frame_mean(vec: np.ndarray | str) -> float:
 
 @dataclass
 class RewardStats:
-    """mu and sigma of the random policy's frame-mean J&F per (sequence, scribble_iter, round).
+    """mu and sigma of the random policy's frame-mean J&F per (sequence, scribble_idx, round).
 
     Built from reward.csv rows: the round is ``n_interaction_next`` and m the mean of
     ``next_state_iou`` (the state after the action)."""
@@ -78,9 +78,9 @@ class RewardStats:
                         "sigma floored to %g", len(floored), len(table), min_sigma, min_sigma)
         return cls(table, min_sigma, floored)
 
-    def reward(self, sequence: str, scribble_iter: int, round_: int, m: float) -> float:
+    def reward(self, sequence: str, scribble_idx: int, round_: int, m: float) -> float:
         """Goal reward of frame-mean J&F ``m`` after round ``round_`` of this sample."""
-        key = (str(sequence), int(scribble_iter), int(round_))
+        key = (str(sequence), int(scribble_idx), int(round_))
         if key not in self.table:
             raise KeyError(f"no random-policy runs for {key} in reward.csv: run produce_reward.py "
                            "on the same dataset, split, rounds and window")

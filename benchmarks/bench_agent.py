@@ -1,6 +1,6 @@
 """Agent benchmark: train the agent on the synthetic train split, evaluate on val, over seeds.
 
-For each seed: pretrain buffer and DQN training (agent.training, the same functions as
+For each seed: pretrain buffer and DQN training (interaction.training_runs, the same functions as
 pretrain_agent.py / train_agent.py) with the classic backend on train, then round-AUC on val of
 random, linspace, worst, ours (and greedy) in oracle, and in wild when QA weights exist. Prints
 mean +- std over seeds, the mean ground-truth rank of the chosen frames (0 = the worst frame,
@@ -30,10 +30,11 @@ import torch  # noqa: E402
 from agent.dqn import DEFAULT_LR  # noqa: E402
 from agent.records import read_records  # noqa: E402
 from agent.rewards import RewardStats  # noqa: E402
-from agent.training import collect_episodes, load_prefill, train_dqn  # noqa: E402
+from agent.training import load_prefill  # noqa: E402
 from datasets.layout import DatasetError, resolve  # noqa: E402
 from interaction.evaluate import evaluate, samples_of  # noqa: E402
 from interaction.factory import make_quality_fn, make_selector  # noqa: E402
+from interaction.training_runs import collect_episodes, train_dqn  # noqa: E402
 from VOS.registry import build_backend  # noqa: E402
 
 DETERMINISTIC = {"linspace", "worst", "greedy"}

@@ -25,11 +25,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.qa_data import Augment, generate_qa_data, make_datasets, read_index, train_quality  # noqa: E402
+from agent.qa_data import Augment, make_datasets, read_index, train_quality  # noqa: E402
 from agent.quality import QualityAssessor, QualityNet, load_quality_net  # noqa: E402
 from agent.selection import WorstSelector  # noqa: E402
 from datasets.layout import resolve  # noqa: E402
 from interaction.loop import run_episodes  # noqa: E402
+from interaction.qa_runs import generate_qa_data  # noqa: E402
 from VOS.registry import build_backend  # noqa: E402
 
 

@@ -1,1 +1,1 @@
-"""Small pieces every package uses: device resolution and atomic file writes."""
+"""Small pieces every package uses: device resolution, atomic file writes, state-dict keys."""

@@ -9,16 +9,11 @@ import torch
 
 from agent.selection import build_selector
 from interaction.loop import QualityFn, Selector
-from VOS.registry import default_min_nb_nodes, display_name
+from VOS.registry import display_name
 
 log = logging.getLogger(__name__)
 
 SETTINGS = ("oracle", "wild")
-
-
-def resolve_min_nb_nodes(vos: str, min_nb_nodes: int | None) -> int:
-    """The robot's ``min_nb_nodes``: as given, else as the published scripts set it for ``vos``."""
-    return int(min_nb_nodes) if min_nb_nodes is not None else default_min_nb_nodes(vos)
 
 
 def make_quality_fn(setting: str, method: str, qa_weights: str | Path, device: torch.device,

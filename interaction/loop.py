@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from agent.window import episode_window
 from datasets import davis_compat as dc
 from datasets.layout import DatasetError, DatasetSpec, registered
-from interaction.metrics import jf_per_frame
+from interaction.metrics import jf_per_frame, object_weighted_jf
 from VOS.base import RoundOutput, VOSBackend
 
 log = logging.getLogger(__name__)
@@ -192,10 +192,11 @@ def run_episodes(spec: DatasetSpec, samples: Sequence[tuple[str, int]], split: s
     bar = tqdm(list(samples), desc=desc or f"{selector.name}/{setting}", unit="sample", disable=not progress,
                dynamic_ncols=True)
     running: list[float] = []
-    for seq, idx in bar:
-        bar.set_postfix_str(f"{seq}#{idx}" + (f" J&F {np.mean(running):.3f}" if running else ""))
-        rec, report = _run_sample(spec, seq, int(idx), split, backend, selector, rounds, setting=setting,
-                                  quality_fn=quality_fn, robot=robot, seed=seed, window=window, on_round=on_round)
+    for seq, scribble_idx in bar:
+        bar.set_postfix_str(f"{seq}#{scribble_idx}" + (f" J&F {np.mean(running):.3f}" if running else ""))
+        run = _SampleRun(spec, seq, int(scribble_idx), backend, selector, rounds, setting=setting,
+                         quality_fn=quality_fn, robot=robot, seed=seed, window=window)
+        rec, report = run.run(split, on_round)
         records.append(rec)
         running.append(rec.rounds[-1].jf)
         if on_sample is not None:
@@ -204,112 +205,157 @@ def run_episodes(spec: DatasetSpec, samples: Sequence[tuple[str, int]], split: s
     return records
 
 
-def _run_sample(spec: DatasetSpec, seq: str, idx: int, split: str, backend: VOSBackend, selector: Selector,
-                rounds: int, *, setting: str, quality_fn: QualityFn | None, robot, seed: int,
-                window: int | None, on_round) -> tuple[SampleRecord, pd.DataFrame]:
+def _load_sample(spec: DatasetSpec, seq: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """frames (T, H, W, 3) uint8, ground truth (T, H, W) int64 and the object count of ``seq``, checked
+    against each other and the metadata (a clear error naming the folder to fix)."""
     frames = spec.frames(seq)
     gt = spec.annotations(seq).astype(np.int64)
     K = int(spec.sequences[seq]["num_objects"])
-    T = len(gt)
-    if len(frames) != T:
-        raise DatasetError(f"{spec.root}: {seq} has {len(frames)} frames but {T} annotations; "
+    if len(frames) != len(gt):
+        raise DatasetError(f"{spec.root}: {seq} has {len(frames)} frames but {len(gt)} annotations; "
                            f"fix JPEGImages/480p/{seq} or Annotations/480p/{seq}")
     ids = np.unique(gt)
     extra = ids[(ids > K) & (ids != 255)]
     if len(extra):
         raise DatasetError(f"{spec.root / 'Annotations' / '480p' / seq}: object ids {extra.tolist()} found but the "
                            f"metadata says {K} objects; fix the masks or num_objects in the metadata")
-    rng = sample_rng(seed, seq, idx)
-    cache = _ScoreCache()
-    record: SampleRecord | None = None
-    start, stop = 0, T
-    requested: int | None = None
-    counts = np.zeros(0, dtype=np.int64)
-    annotated: list[int] = []
+    return frames, gt, K
 
-    with registered(spec, [seq], split) as subset, tempfile.TemporaryDirectory(prefix="ivosw-session-") as tmp:
-        sess = dc.DavisInteractiveSession(host="localhost", davis_root=str(spec.root), subset=subset,
-                                          max_nb_interactions=rounds, max_time=None,
-                                          metric_to_optimize="J_AND_F", report_save_dir=tmp)
-        with sess:
-            sess.samples = [(seq, idx)]
-            service = sess.connector.service
-            service.robot = robot
-            # The service re-reads every annotation PNG each round; it gets the array we already
-            # read from the same files (same values, same shape) instead.
-            read = service.davis.load_annotations
-            service.davis.load_annotations = (
-                lambda sequence, dtype=np.int64: gt.astype(dtype, copy=False) if sequence == seq else read(sequence, dtype))
-            try:
-                while sess.next():
-                    t_round = time.perf_counter()
-                    _, scribbles, new = sess.get_scribbles(only_last=True)
-                    frames_with = dc.annotated_frames(scribbles)
-                    if new:
-                        if not frames_with:
-                            raise RuntimeError(f"{spec.root}/Scribbles/{seq}/{idx:03d}.json has no stroke")
-                        first = int(frames_with[0])
-                        start, stop = episode_window(T, first, window) if window else (0, T)
-                        backend.start(frames[start:stop], K, sequence=seq)
-                        counts = np.zeros(stop - start, dtype=np.int64)
-                        annotated = []
-                        record = SampleRecord(seq, idx, T, first, (start, stop))
-                    # The robot may draw nothing (no error region it can skeletonise): the round
-                    # still counts, on the frame that was requested.
-                    gframe = int(frames_with[0]) if frames_with else int(requested)
-                    lframe = gframe - start
-                    out = backend.interact(lframe, _window_scribbles(scribbles, start, stop))
-                    counts[lframe] += 1
-                    annotated.append(lframe)
-                    r = len(annotated)
 
-                    t0 = time.perf_counter()
-                    pred = gt.copy() if window else np.zeros_like(gt)
-                    pred[start:stop] = out.masks
-                    j, f = score_masks(gt, pred, K)
-                    cache.set(pred, j, f)
-                    frame_jf = jf_per_frame(j, f)[start:stop]
-                    jf = float((0.5 * (j + f)).mean(axis=0).mean())
-                    t_score = time.perf_counter() - t0
+def _patch_service(sess, robot, seq: str, gt: np.ndarray) -> None:
+    """Two patches of the session's local service: our robot (its ``min_nb_nodes``), and the
+    annotations already read for ``seq`` instead of re-reading every PNG each round (same values)."""
+    service = sess.connector.service
+    service.robot = robot
+    read = service.davis.load_annotations
+    service.davis.load_annotations = (
+        lambda sequence, dtype=np.int64: gt.astype(dtype, copy=False) if sequence == seq else read(sequence, dtype))
 
-                    t0 = time.perf_counter()
-                    quality, pearson = None, None
-                    if setting == "oracle":
-                        quality = frame_jf
-                    elif quality_fn is not None:
-                        quality = np.asarray(quality_fn(frames[start:stop], out.probs), dtype=np.float64).mean(axis=1)
-                        if np.std(quality) > 0 and np.std(frame_jf) > 0:
-                            pearson = float(np.corrcoef(quality, frame_jf)[0, 1])
-                    t_quality = time.perf_counter() - t0
 
-                    rr = RoundRecord(r, lframe, jf, frame_jf, quality, counts.copy(), quality_pearson=pearson)
-                    t0 = time.perf_counter()
-                    if r < rounds:
-                        ctx = RoundContext(r, stop - start, record.first_frame - start, list(annotated), counts.copy(),
-                                           quality, frame_jf, rng,
-                                           _look_ahead(backend, robot, seq, pred, gt, K, start, stop)
-                                           if setting == "oracle" else None)
-                        nxt = int(np.clip(int(selector(ctx)), 0, stop - start - 1))
-                        rr.next_frame, rr.next_rank = nxt, _rank(frame_jf, nxt)
-                    else:
-                        nxt = lframe
-                    t_select = time.perf_counter() - t0
-                    record.rounds.append(rr)
+class _SampleRun:
+    """One sample's episode, step by step: :meth:`begin` on the initial scribble (window, backend,
+    record), then per round :meth:`interact`, :meth:`score`, :meth:`assess`, :meth:`select`,
+    :meth:`submit`. Frame indices it hands to the backend and the selector are window-relative."""
 
-                    t0 = time.perf_counter()
-                    requested = start + nxt
-                    sess.submit_masks(pred, next_scribble_frame_candidates=[requested])
-                    t_eval = time.perf_counter() - t0 + t_score
-                    cache.clear()
-                    rr.timings = {"backend": float(out.timings.get("total", 0.0)), "quality": t_quality,
-                                  "recommender": t_select, "evaluator": t_eval,
-                                  "round": time.perf_counter() - t_round}
-                    if on_round is not None:
-                        on_round(record, rr, out)
-            finally:
-                cache.clear()
-            report = sess.get_report()
-    return record, report
+    def __init__(self, spec: DatasetSpec, seq: str, scribble_idx: int, backend: VOSBackend, selector: Selector,
+                 rounds: int, *, setting: str, quality_fn: QualityFn | None, robot, seed: int,
+                 window: int | None) -> None:
+        self.spec, self.seq, self.scribble_idx = spec, seq, scribble_idx
+        self.backend, self.selector, self.rounds = backend, selector, rounds
+        self.setting, self.quality_fn, self.robot, self.window = setting, quality_fn, robot, window
+        self.frames, self.gt, self.K = _load_sample(spec, seq)
+        self.rng = sample_rng(seed, seq, scribble_idx)
+        self.cache = _ScoreCache()
+        self.record: SampleRecord | None = None
+        self.start, self.stop = 0, len(self.gt)
+        self.counts = np.zeros(0, dtype=np.int64)
+        self.annotated: list[int] = []
+        self.requested: int | None = None       # whole-video frame asked of the robot last round
+
+    def begin(self, scribbles: dict) -> None:
+        """The initial scribble arrived: set the window around its frame and start the backend."""
+        frames_with = dc.annotated_frames(scribbles)
+        if not frames_with:
+            raise RuntimeError(f"{self.spec.root}/Scribbles/{self.seq}/{self.scribble_idx:03d}.json has no stroke")
+        first, T = int(frames_with[0]), len(self.gt)
+        self.start, self.stop = episode_window(T, first, self.window) if self.window else (0, T)
+        self.backend.start(self.frames[self.start:self.stop], self.K, sequence=self.seq)
+        self.counts = np.zeros(self.stop - self.start, dtype=np.int64)
+        self.annotated = []
+        self.record = SampleRecord(self.seq, self.scribble_idx, T, first, (self.start, self.stop))
+
+    def interact(self, scribbles: dict) -> tuple[int, RoundOutput]:
+        """One backend round on the scribbled frame (window-relative). The robot may draw nothing (no
+        error region it can skeletonise): the round still counts, on the frame that was requested."""
+        frames_with = dc.annotated_frames(scribbles)
+        lframe = (int(frames_with[0]) if frames_with else int(self.requested)) - self.start
+        out = self.backend.interact(lframe, _window_scribbles(scribbles, self.start, self.stop))
+        self.counts[lframe] += 1
+        self.annotated.append(lframe)
+        return lframe, out
+
+    def score(self, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """The whole-video prediction (ground truth outside the window), cached for the session's own
+        scoring; returns it, the window's (T',) J&F per frame and the object-weighted J&F."""
+        pred = self.gt.copy() if self.window else np.zeros_like(self.gt)
+        pred[self.start:self.stop] = masks
+        j, f = score_masks(self.gt, pred, self.K)
+        self.cache.set(pred, j, f)
+        return pred, jf_per_frame(j, f)[self.start:self.stop], object_weighted_jf(j, f)
+
+    def assess(self, probs: np.ndarray, frame_jf: np.ndarray) -> tuple[np.ndarray | None, float | None]:
+        """The quality the recommender sees (oracle: ``frame_jf``; wild: the QA prediction averaged over
+        objects, or None without a QA network) and, in wild, its Pearson correlation with ``frame_jf``."""
+        if self.setting == "oracle":
+            return frame_jf, None
+        if self.quality_fn is None:
+            return None, None
+        quality = np.asarray(self.quality_fn(self.frames[self.start:self.stop], probs), dtype=np.float64).mean(axis=1)
+        pearson = float(np.corrcoef(quality, frame_jf)[0, 1]) if np.std(quality) > 0 and np.std(frame_jf) > 0 else None
+        return quality, pearson
+
+    def select(self, rr: RoundRecord, pred: np.ndarray) -> int:
+        """The next frame (window-relative, clamped to the window); after the last round the current one."""
+        if rr.round >= self.rounds:
+            return rr.frame
+        look = (_look_ahead(self.backend, self.robot, self.seq, pred, self.gt, self.K, self.start, self.stop)
+                if self.setting == "oracle" else None)
+        ctx = RoundContext(rr.round, self.stop - self.start, self.record.first_frame - self.start,
+                           list(self.annotated), self.counts.copy(), rr.quality, rr.frame_jf, self.rng, look)
+        nxt = int(np.clip(int(self.selector(ctx)), 0, self.stop - self.start - 1))
+        rr.next_frame, rr.next_rank = nxt, _rank(rr.frame_jf, nxt)
+        return nxt
+
+    def submit(self, sess, pred: np.ndarray, nxt: int) -> None:
+        """Hand the prediction to the session; its robot scribbles on ``nxt`` next."""
+        self.requested = self.start + nxt
+        sess.submit_masks(pred, next_scribble_frame_candidates=[self.requested])
+        self.cache.clear()
+
+    def round(self, sess, scribbles: dict, new: bool, on_round) -> None:
+        """One round, timed step by step into the round record."""
+        t_round = time.perf_counter()
+        if new:
+            self.begin(scribbles)
+        lframe, out = self.interact(scribbles)
+        t0 = time.perf_counter()
+        pred, frame_jf, jf = self.score(out.masks)
+        t_score = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        quality, pearson = self.assess(out.probs, frame_jf)
+        t_quality = time.perf_counter() - t0
+        rr = RoundRecord(len(self.annotated), lframe, jf, frame_jf, quality, self.counts.copy(),
+                         quality_pearson=pearson)
+        t0 = time.perf_counter()
+        nxt = self.select(rr, pred)
+        t_select = time.perf_counter() - t0
+        self.record.rounds.append(rr)
+        t0 = time.perf_counter()
+        self.submit(sess, pred, nxt)
+        rr.timings = {"backend": float(out.timings.get("total", 0.0)), "quality": t_quality,
+                      "recommender": t_select, "evaluator": time.perf_counter() - t0 + t_score,
+                      "round": time.perf_counter() - t_round}
+        if on_round is not None:
+            on_round(self.record, rr, out)
+
+    def run(self, split: str, on_round) -> tuple[SampleRecord, pd.DataFrame]:
+        """The sample in its own session (only its sequence registered); the record and the session's report."""
+        with registered(self.spec, [self.seq], split) as subset, \
+                tempfile.TemporaryDirectory(prefix="ivosw-session-") as tmp:
+            sess = dc.DavisInteractiveSession(host="localhost", davis_root=str(self.spec.root), subset=subset,
+                                              max_nb_interactions=self.rounds, max_time=None,
+                                              metric_to_optimize="J_AND_F", report_save_dir=tmp)
+            with sess:
+                sess.samples = [(self.seq, self.scribble_idx)]
+                _patch_service(sess, self.robot, self.seq, self.gt)
+                try:
+                    while sess.next():
+                        _, scribbles, new = sess.get_scribbles(only_last=True)
+                        self.round(sess, scribbles, new, on_round)
+                finally:
+                    self.cache.clear()
+                report = sess.get_report()
+        return self.record, report
 
 
 def _look_ahead(backend: VOSBackend, robot, seq: str, pred: np.ndarray, gt: np.ndarray, K: int,
@@ -325,7 +371,7 @@ def _look_ahead(backend: VOSBackend, robot, seq: str, pred: np.ndarray, gt: np.n
             with backend.trial():
                 out = backend.interact(int(c), _window_scribbles(scr, start, stop))
             j, f = score_masks(gt[start:stop], out.masks.astype(np.int64), K)
-            scores.append(float((0.5 * (j + f)).mean(axis=0).mean()))
+            scores.append(object_weighted_jf(j, f))
         return np.asarray(scores)
 
     return try_frames

@@ -149,7 +149,7 @@ def test_assessor_shape_range_and_batching():
 # -- data generation, training and the wild setting on a tiny generated set ----------------------
 @pytest.fixture(scope="module")
 def qa_data(tiny_davis, tmp_path_factory):
-    from agent.qa_data import generate_qa_data
+    from interaction.qa_runs import generate_qa_data
     from VOS.registry import build_backend
 
     out = tmp_path_factory.mktemp("qa") / "quality_assessment"
@@ -160,7 +160,8 @@ def qa_data(tiny_davis, tmp_path_factory):
 def test_generated_layout_targets_and_resume(qa_data):
     from PIL import Image
 
-    from agent.qa_data import generate_qa_data, read_index
+    from agent.qa_data import read_index
+    from interaction.qa_runs import generate_qa_data
     from VOS.registry import build_backend
 
     spec, out, index = qa_data

@@ -35,6 +35,7 @@ from annotate import store
 from annotate.scribbles import ScribbleError, round_scribbles
 from annotate.video import MAX_PIXELS, MAX_SIDE, Video, VideoError, load_video
 from core.device import resolve_device
+from core.errors import InputError
 from core.io import atomic_write_bytes, atomic_write_json
 from VOS.base import BackendError
 from VOS.registry import build_backend, canonical
@@ -50,7 +51,7 @@ Progress = Callable[[str, float], None]
 """progress(stage, fraction in [0, 1]) called as a round goes: 'segmenting', 'quality', 'recommending', 'done'."""
 
 
-class SessionError(ValueError):
+class SessionError(InputError, ValueError):
     """A request the session cannot carry out; nothing done so far is changed. The message says what to do."""
 
 

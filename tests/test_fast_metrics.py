@@ -1,11 +1,11 @@
-"""The project's J and F (interaction.frame_metrics) against davisinteractive's own functions."""
+"""The project's J and F (datasets.davis_metrics) against davisinteractive's own functions."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from datasets import davis_compat as dc
-from interaction import frame_metrics as fm
+from datasets import davis_metrics as fm
 
 
 def _blobs(rng: np.random.Generator, T: int, H: int, W: int, K: int, scale: float) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Per-frame, per-object region (J) and boundary (F) measures, equal to davisinteractive's.
+"""Per-frame, per-object region (J) and boundary (F) measures, equal to davisinteractive's (a part: any layer may use it).
 
 The benchmark's ``batched_jaccard`` and ``batched_f_measure`` (davisinteractive 1.0.4,
 ``davisinteractive/metrics/jaccard.py``) define the numbers this project reports; they are the

@@ -1,13 +1,20 @@
-"""The region of interest the quality-assessment network looks at (PROTOCOL.md §6).
+"""The region of interest the quality-assessment network looks at (PROTOCOL.md §6), in the published
+arithmetic exactly (it is the published weights' input). Per axis, shown for y of an (H, W) map:
 
-For one object's probability map the ROI is the bounding box of ``prob > 0.5`` (the whole frame when
-nothing is above 0.5), grown to at least ``min_size`` pixels per side, scaled ×1.5 about its centre and
-clamped to ``[-5, W+5] × [-5, H+5]``. Frame and map are then resampled to ``out_size × out_size`` with
-bilinear interpolation, ``align_corners=True`` semantics: the box corners are pixel *centres*, so output
-pixel ``i`` samples input coordinate ``x0 + (x1 - x0) · i / (S - 1)``. Outside the frame the samples are 0.
+1. ``m = prob > 0.5``, thresholded again at ``m >= 0.49``; ``ymin, ymax`` are the first and last row
+   holding such a pixel (integers); when there is none, ``ymin, ymax = 0, H`` (not ``H - 1``).
+2. Growth: if ``ymax - ymin < min_size``, ``r = min_size - (ymax - ymin)`` and both ends move out by
+   ``int(r / 2)`` (truncated).
+3. Scale: ``h0 = ymax - ymin + 1``; ``ymin = max(-margin, ymin - (scale - 1) / 2 · h0)``,
+   ``ymax = min(H + margin, ymax + (scale - 1) / 2 · h0)`` (``0.25 · h0`` for the published 1.5).
+4. Span: centre ``cy = (ymax + ymin) / 2``, size ``h = ymax - ymin + 1``; the sampling grid spans
+   ``cy ± h / 2``, i.e. the published ``theta = [h / (H - 1), (2·cy - (H - 1)) / (H - 1)]`` with
+   ``F.affine_grid(..., align_corners=True)``.
 
-Boxes are ``(x0, y0, x1, y1)`` float arrays in pixel-centre coordinates, both ends inclusive: the bounding
-box of a mask whose pixels span columns 10..20 is ``x0=10, x1=20``; the whole frame is ``(0, 0, W-1, H-1)``.
+Boxes are ``(x0, y0, x1, y1)`` = ``(cx - w/2, cy - h/2, cx + w/2, cy + h/2)`` float arrays: the
+pixel-centre coordinates of the first and last sample of the grid. :func:`crop_resample` samples
+``out_size`` points evenly from ``x0`` to ``x1`` (both included), bilinear with ``align_corners=True``
+semantics (pixel ``i`` is at coordinate ``i``), zeros outside the frame.
 Published values: ``min_size=128``, ``out_size=256``, ``scale=1.5``, ``margin=5``.
 """
 from __future__ import annotations
@@ -17,6 +24,8 @@ import torch
 import torch.nn.functional as F
 
 THRESHOLD = 0.5
+#: the published code thresholds ``(prob > 0.5)`` a second time at this value
+RETHRESHOLD = 0.49
 
 
 def roi_box(prob: np.ndarray, min_size: float = 128, scale: float = 1.5, margin: float = 5,
@@ -31,38 +40,53 @@ def roi_box(prob: np.ndarray, min_size: float = 128, scale: float = 1.5, margin:
     return roi_boxes(prob[None], min_size, scale, margin, threshold)[0]
 
 
-def roi_boxes(probs: np.ndarray, min_size: float = 128, scale: float = 1.5, margin: float = 5,
-              threshold: float = THRESHOLD) -> np.ndarray:
-    """ROIs of N probability maps. probs: (N, H, W) in [0, 1]. Returns (N, 4) float64 ``(x0, y0, x1, y1)``."""
+def bounding_boxes(probs: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
+    """Step 1: (N, H, W) maps -> (N, 4) float64 ``(xmin, ymin, xmax, ymax)`` integer indices of the pixels
+    of ``(prob > threshold) >= 0.49``; ``(0, 0, W, H)`` for a map with none."""
     probs = np.asarray(probs)
     if probs.ndim != 3:
         raise ValueError(f"probs must be (N, H, W), got {probs.shape}")
     N, H, W = probs.shape
-    fg = probs > threshold
+    fg = (probs > threshold).astype(np.float32) >= RETHRESHOLD
     rows = fg.any(axis=2)            # (N, H)
     cols = fg.any(axis=1)            # (N, W)
     empty = ~rows.any(axis=1)
-    # first / last True index; argmax on reversed array for the last
     y0 = rows.argmax(axis=1).astype(np.float64)
     y1 = (H - 1 - rows[:, ::-1].argmax(axis=1)).astype(np.float64)
     x0 = cols.argmax(axis=1).astype(np.float64)
     x1 = (W - 1 - cols[:, ::-1].argmax(axis=1)).astype(np.float64)
-    y0[empty], y1[empty], x0[empty], x1[empty] = 0.0, H - 1.0, 0.0, W - 1.0
-    boxes = np.stack([x0, y0, x1, y1], axis=1)
-    return expand_boxes(boxes, (H, W), min_size, scale, margin)
+    y0[empty], y1[empty], x0[empty], x1[empty] = 0.0, float(H), 0.0, float(W)
+    return np.stack([x0, y0, x1, y1], axis=1)
+
+
+def roi_boxes(probs: np.ndarray, min_size: float = 128, scale: float = 1.5, margin: float = 5,
+              threshold: float = THRESHOLD) -> np.ndarray:
+    """ROIs of N probability maps. probs: (N, H, W) in [0, 1]. Returns (N, 4) float64 ``(x0, y0, x1, y1)``."""
+    probs = np.asarray(probs)
+    return expand_boxes(bounding_boxes(probs, threshold), probs.shape[1:], min_size, scale, margin)
+
+
+def _axis(lo: np.ndarray, hi: np.ndarray, n: int, min_size: float, scale: float, margin: float
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 2-4 on one axis of length ``n``: (N,) first and last index -> (N,) first and last sample."""
+    r = min_size - (hi - lo)
+    grow = np.where(r > 0, np.trunc(r / 2), 0.0)              # int(r / 2), only when hi - lo < min_size
+    lo, hi = lo - grow, hi + grow
+    ext = (scale - 1) / 2 * (hi - lo + 1)
+    lo, hi = np.maximum(-margin, lo - ext), np.minimum(n + margin, hi + ext)
+    centre, size = (hi + lo) / 2, hi - lo + 1
+    return centre - size / 2, centre + size / 2
 
 
 def expand_boxes(boxes: np.ndarray, size: tuple[int, int], min_size: float = 128, scale: float = 1.5,
                  margin: float = 5) -> np.ndarray:
-    """Grow (N, 4) ``(x0, y0, x1, y1)`` boxes to at least ``min_size`` per side, scale them by ``scale`` about
-    their centres and clamp them to ``[-margin, W+margin] × [-margin, H+margin]``. size: (H, W)."""
+    """Steps 2-4 on (N, 4) ``(xmin, ymin, xmax, ymax)`` bounding boxes of an (H, W) map (``size``):
+    returns the (N, 4) ``(x0, y0, x1, y1)`` sampling spans."""
     H, W = size
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    c = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)        # (N, 2) centre x, y
-    half = np.maximum(np.stack([b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1), min_size) / 2 * scale
-    lo = np.maximum(c - half, -margin)
-    hi = np.minimum(c + half, np.array([W + margin, H + margin], dtype=np.float64))
-    return np.concatenate([lo, hi], axis=1)
+    x0, x1 = _axis(b[:, 0], b[:, 2], W, min_size, scale, margin)
+    y0, y1 = _axis(b[:, 1], b[:, 3], H, min_size, scale, margin)
+    return np.stack([x0, y0, x1, y1], axis=1)
 
 
 def box_grid(boxes: torch.Tensor, size: tuple[int, int], out_size: int) -> torch.Tensor:
@@ -121,4 +145,4 @@ def crop_pairs(frames: torch.Tensor, probs: torch.Tensor, boxes: torch.Tensor, f
     return imgs, maps
 
 
-__all__ = ["THRESHOLD", "box_grid", "crop_pairs", "crop_resample", "expand_boxes", "roi_box", "roi_boxes"]
+__all__ = ["RETHRESHOLD", "THRESHOLD", "bounding_boxes", "box_grid", "crop_pairs", "crop_resample", "expand_boxes", "roi_box", "roi_boxes"]

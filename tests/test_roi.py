@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from agent.roi import crop_pairs, crop_resample, roi_box, roi_boxes
+from agent.roi import bounding_boxes, crop_pairs, crop_resample, roi_box, roi_boxes
 
 
 def _mask(H, W, rows, cols):
@@ -12,30 +12,50 @@ def _mask(H, W, rows, cols):
     return m
 
 
-def test_empty_mask_is_whole_frame_grown_scaled_clamped():
-    # whole frame (0,0,199,99); height 99 -> 128 about centre 49.5; x half 199/2*1.5 = 149.25 -> clamp
+# Expected boxes below are worked out by hand from PROTOCOL.md §6, per axis: (lo, hi) = first/last index of
+# (prob > 0.5) (0, n when empty); if hi - lo < 128: r = 128 - (hi - lo), both move out by int(r / 2);
+# s0 = hi - lo + 1, lo = max(-5, lo - s0/4), hi = min(n + 5, hi + s0/4); c = (hi + lo)/2, s = hi - lo + 1;
+# the grid spans c -+ s/2.
+def test_empty_map_is_0_to_H_not_H_minus_1():
+    # y (H=100): (0, 100) -> r 28, +-14 -> (-14, 114); s0 129, +-32.25 -> (-5, 105); c 50, s 111 -> (-5.5, 105.5)
+    # x (W=200): (0, 200) no growth; s0 201, +-50.25 -> (-5, 205); c 100, s 211 -> (-5.5, 205.5)
     box = roi_box(np.zeros((100, 200), np.float32))
-    np.testing.assert_allclose(box, [-5, -5, 205, 105])
+    np.testing.assert_allclose(box, [-5.5, -5.5, 205.5, 105.5])
+    # a soft map with nothing above 0.5 is empty too
+    np.testing.assert_allclose(roi_box(np.full((100, 200), 0.5, np.float32)), box)
 
 
-def test_small_object_grown_to_min_size():
-    # bbox (300,200,319,209), centre (309.5,204.5), both sides -> 128, half 64*1.5 = 96
+def test_small_object_grown_with_truncated_half():
+    # y: rows 200..209 -> r 119, int(59.5) = 59 -> (141, 268); s0 128, +-32 -> (109, 300); c 204.5, s 192
+    #    -> (108.5, 300.5).  x: cols 300..319 -> r 109, int(54.5) = 54 -> (246, 373); s0 128 -> (214, 405);
+    #    c 309.5, s 192 -> (213.5, 405.5)
     box = roi_box(_mask(480, 854, (200, 209), (300, 319)))
     np.testing.assert_allclose(box, [213.5, 108.5, 405.5, 300.5])
+    # near a corner, clamped at -5 on both axes: rows 10..20 (diff 10, r 118, +-59 -> (-49, 79); s0 129, +-32.25 -> (-5, 111.25); c 53.125,
+    # s 117.25 -> (-5.5, 111.75)); cols 30..32 (diff 2, r 126, +-63 -> (-33, 95); s0 129 -> (-5, 127.25);
+    # c 61.125, s 133.25 -> (-5.5, 127.75))
+    np.testing.assert_allclose(roi_box(_mask(200, 300, (10, 20), (30, 32))), [-5.5, -5.5, 127.75, 111.75])
 
 
-def test_object_at_border_is_clamped():
-    # bbox (800,0,853,49), centre (826.5,24.5), half 96: x (730.5, 922.5->859), y (-71.5->-5, 120.5)
-    box = roi_box(_mask(480, 854, (0, 49), (800, 853)))
-    np.testing.assert_allclose(box, [730.5, -5, 859, 120.5])
+def test_soft_map_touching_the_border():
+    # foreground rows 0..49, cols 800..853 (the right border); around it soft values <= 0.5 that do not count
+    m = np.zeros((480, 854), np.float32)
+    m[0:80, 700:854] = 0.3
+    m[0:50, 800:854] = np.linspace(0.51, 0.99, 54, dtype=np.float32)[None, :]
+    m[60, 760] = 0.5
+    # y: (0, 49) -> r 79, +-39 -> (-39, 88); s0 128, +-32 -> (-5, 120); c 57.5, s 126 -> (-5.5, 120.5)
+    # x: (800, 853) -> r 75, +-37 -> (763, 890); s0 128, +-32 -> (731, 859); c 795, s 129 -> (730.5, 859.5)
+    np.testing.assert_allclose(roi_box(m), [730.5, -5.5, 859.5, 120.5])
 
 
 def test_large_object_scaled_only_and_threshold_strict():
-    # bbox (100,100,299,399): sides 199, 299; halves 149.25, 224.25 about (199.5, 249.5)
+    # y: rows 100..399 (no growth); s0 300, +-75 -> (25, 474); c 249.5, s 450 -> (24.5, 474.5)
+    # x: cols 100..299; s0 200, +-50 -> (50, 349); c 199.5, s 300 -> (49.5, 349.5)
     m = _mask(480, 854, (100, 399), (100, 299))
     m[0, 0] = 0.5                       # exactly 0.5 is not foreground
-    np.testing.assert_allclose(roi_box(m), [50.25, 25.25, 348.75, 473.75])
-    np.testing.assert_allclose(roi_box(m, min_size=64, scale=1.0, margin=0), [100, 100, 299, 399])
+    np.testing.assert_allclose(roi_box(m), [49.5, 24.5, 349.5, 474.5])
+    # min_size 64, scale 1, margin 0: (100, 399) -> c 249.5, s 300 -> (99.5, 399.5); x (99.5, 299.5)
+    np.testing.assert_allclose(roi_box(m, min_size=64, scale=1.0, margin=0), [99.5, 99.5, 299.5, 399.5])
 
 
 def test_batched_boxes_equal_single():
@@ -43,8 +63,10 @@ def test_batched_boxes_equal_single():
     boxes = roi_boxes(probs, min_size=16)
     for i in range(2):
         np.testing.assert_allclose(boxes[i], roi_box(probs[i], min_size=16))
-    # object: bbox (30,10,40,20), sides 10 -> 16, half 12 about (35,15)
-    np.testing.assert_allclose(boxes[1], [23, 3, 47, 27])
+    # object, min_size 16: y (10, 20) -> r 6, +-3 -> (7, 23); s0 17, +-4.25 -> (2.75, 27.25); c 15, s 25.5
+    # -> (2.25, 27.75); x (30, 40) likewise about 35 -> (22.25, 47.75)
+    np.testing.assert_allclose(boxes[1], [22.25, 2.25, 47.75, 27.75])
+    np.testing.assert_array_equal(bounding_boxes(probs), [[0, 0, 200, 100], [30, 10, 40, 20]])
 
 
 def test_crop_samples_pixel_centres_bilinear():

@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt | sha1sum | cut -c1-12
 # pip's warnings about extra index folders that a machine's pip.conf names but does not have
 QUIET  := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 
-.PHONY: setup test demo lint clean-venv
+.PHONY: setup test demo lint clean-venv app browser
 
 setup: $(STAMP)
 
@@ -25,8 +25,19 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-test: setup
+test: setup browser
 	$(PY) -m pytest -q
+
+# The web page's browser test drives Debian's Chromium (never a browser download): installed here when
+# missing and root + apt are available; elsewhere tests/test_app_browser.py skips with the command.
+browser:
+	@test -x /usr/bin/chromium || { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+	  || echo "could not install chromium: the browser test will skip"; \
+	else echo "no /usr/bin/chromium (install: apt-get update && apt-get install -y chromium): the browser test will skip"; fi; }
+
+app: setup
+	$(PY) app.py
 
 demo: setup
 	$(PY) demo.py

@@ -31,7 +31,8 @@ def config():
     data_dir = "data"
     train_dir = "train"
     min_nb_nodes = default_min_nb_nodes(vos)   # the robot's, per network as published (VOS.registry)
-    min_sigma = 0.01         # goal reward: sigma below this (or from a single random run) is raised to it
+    min_sigma = 0.01         # goal reward: sigma 0 (or from a single random run) is replaced by this
+    floor_small_sigma = True   # ... and so is every sigma below it (built-in; published: False)
     sequences = None         # optional list of sequence names (default: the whole split)
     vos_options = {}         # passed to the backend
     threads = 1              # torch CPU threads
@@ -48,11 +49,12 @@ def paper():
     epochs = 10
     rounds = 5
     window = 25
+    floor_small_sigma = False
 
 
 @ex.main
 def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, train_dir, min_nb_nodes, min_sigma,
-         sequences, vos_options, threads, progress):
+         floor_small_sigma, sequences, vos_options, threads, progress):
     from pathlib import Path
 
     import torch
@@ -72,7 +74,7 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     if not reward_csv.exists():
         raise FileNotFoundError(f"{reward_csv} not found: run produce_reward.py first (same dataset, split, "
                                 "rounds and window)")
-    stats = RewardStats.from_frame(read_records(reward_csv), min_sigma)
+    stats = RewardStats.from_frame(read_records(reward_csv), min_sigma, floor_small=floor_small_sigma)
     out = Path(train_dir) / "pretrain.csv"
     check_identity(out, dict(vos=canonical(vos), dataset=spec.name, split=split, rounds=rounds, window=window,
                              seed=seed, min_nb_nodes=min_nb_nodes, min_sigma=min_sigma,

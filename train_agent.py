@@ -35,7 +35,8 @@ def config():
     weights_dir = "weights"
     agent_weights = os.path.join(weights_dir, "agent.pt")
     min_nb_nodes = default_min_nb_nodes(vos)   # the robot's, per network as published (VOS.registry)
-    min_sigma = 0.01         # goal reward: sigma below this (or from a single random run) is raised to it
+    min_sigma = 0.01         # goal reward: sigma 0 (or from a single random run) is replaced by this
+    floor_small_sigma = True   # ... and so is every sigma below it (built-in; published: False)
     min_span = 0.05          # replay pre-fill: keep sequences whose frame-mean J&F spans more than this
     updates_per_episode = 14 # DQN updates after each episode (published: 14)
     batch_size = 32          # published: 32
@@ -58,14 +59,15 @@ def paper():
     epochs = 5
     rounds = 5
     window = 25
+    floor_small_sigma = False
     lr = 5e-6
     prefill_updates = 0
 
 
 @ex.main
 def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, train_dir, agent_weights,
-         min_nb_nodes, min_sigma, min_span, updates_per_episode, batch_size, lr, prefill_updates, threads,
-         checkpoint_every, sequences, vos_options, progress):
+         min_nb_nodes, min_sigma, floor_small_sigma, min_span, updates_per_episode, batch_size, lr, prefill_updates,
+         threads, checkpoint_every, sequences, vos_options, progress):
     from pathlib import Path
 
     import torch
@@ -86,7 +88,7 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     reward_csv = train_dir / "reward.csv"
     if not reward_csv.exists():
         raise FileNotFoundError(f"{reward_csv} not found: run produce_reward.py first")
-    stats = RewardStats.from_frame(read_records(reward_csv), min_sigma)
+    stats = RewardStats.from_frame(read_records(reward_csv), min_sigma, floor_small=floor_small_sigma)
     checkpoint = train_dir / "agent_checkpoint.pt"
     prefill = [] if checkpoint.exists() else load_prefill(train_dir / "pretrain.csv", min_span)
     check_identity(checkpoint, dict(vos=canonical(vos), dataset=spec.name, split=split, rounds=rounds,

@@ -10,7 +10,11 @@ runs of the same (sequence, initial scribble, round) in ``reward.csv``.
 
 sigma == 0 (all random runs equal) or undefined (a single run): sigma is replaced by
 ``min_sigma`` (default 0.01, one J&F point), so the reward stays finite and keeps its
-sign and order; such keys are counted in :attr:`RewardStats.floored`.
+sign and order (the published code divides by zero there). That is all ``with paper`` does
+(``floor_small=False``). The built-in default (``floor_small=True``) also raises every
+0 < sigma < ``min_sigma`` to ``min_sigma``: a handful of random runs that agree to a fraction of a
+point would otherwise turn a J&F difference of one point into a goal reward of tens or hundreds.
+Replaced keys are counted in :attr:`RewardStats.floored`.
 """
 from __future__ import annotations
 
@@ -56,9 +60,14 @@ class RewardStats:
     table: dict[Key, tuple[float, float, int]]   # key -> (mu, sigma as used, number of runs)
     min_sigma: float = MIN_SIGMA
     floored: set[Key] = field(default_factory=set)
+    floor_small: bool = True
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, min_sigma: float = MIN_SIGMA) -> RewardStats:
+    def from_frame(cls, df: pd.DataFrame, min_sigma: float = MIN_SIGMA, floor_small: bool = True) -> RewardStats:
+        """Statistics of reward.csv rows. sigma 0 / undefined -> ``min_sigma`` (> 0); with ``floor_small``
+        (built-in default; published: False) also every sigma < ``min_sigma``."""
+        if not min_sigma > 0:
+            raise ValueError(f"min_sigma must be > 0 (it replaces sigma 0), got {min_sigma}")
         if df.empty:
             raise ValueError("reward.csv holds no rows: run produce_reward.py first")
         m = df["next_state_iou"].map(frame_mean)
@@ -69,14 +78,15 @@ class RewardStats:
         table, floored = {}, set()
         for key in mu.index:
             sigma = float(sd[key])
-            if not np.isfinite(sigma) or sigma < min_sigma:
+            if not np.isfinite(sigma) or sigma == 0 or (floor_small and sigma < min_sigma):
                 floored.add(key)
                 sigma = min_sigma
             table[key] = (float(mu[key]), sigma, int(n[key]))
         if floored:
-            log.warning("%d of %d (sequence, scribble, round) keys have sigma < %g or a single run: "
-                        "sigma floored to %g", len(floored), len(table), min_sigma, min_sigma)
-        return cls(table, min_sigma, floored)
+            what = f"sigma < {min_sigma:g}" if floor_small else "sigma 0"
+            log.warning("%d of %d (sequence, scribble, round) keys have %s or a single run: sigma set to %g",
+                        len(floored), len(table), what, min_sigma)
+        return cls(table, min_sigma, floored, floor_small)
 
     def reward(self, sequence: str, scribble_idx: int, round_: int, m: float) -> float:
         """Goal reward of frame-mean J&F ``m`` after round ``round_`` of this sample."""

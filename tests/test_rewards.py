@@ -46,3 +46,27 @@ def test_goal_reward_from_reward_csv(tmp_path):
     assert stats.reward("bear", 2, 2, 0.5) == pytest.approx((0.5 - 0.5 - 0.01) / 0.01)
     with pytest.raises(KeyError):
         stats.reward("bear", 3, 2, 0.5)
+
+
+def test_small_sigma_floored_only_by_the_builtin_default(tmp_path):
+    path = tmp_path / "reward.csv"
+    append_rows(path, [
+        _row("bear", 1, 2, "0.700/0.700"), _row("bear", 1, 2, "0.702/0.702"),   # m .700 .702
+        _row("bear", 1, 3, "0.9/0.9"), _row("bear", 1, 3, "0.9/0.9"),             # sigma 0
+        _row("bear", 2, 2, "0.4/0.6"),                                              # one run
+    ])
+    small = np.sqrt(((0.700 - 0.701) ** 2 + (0.702 - 0.701) ** 2) / 1)            # ddof 1: 0.001414
+    assert 0 < small < 0.01
+    paper = RewardStats.from_frame(read_records(path), 0.01, floor_small=False)
+    builtin = RewardStats.from_frame(read_records(path), 0.01)
+    # published: 0 < sigma < min_sigma is used as it is; only sigma 0 and a single run are replaced
+    assert paper.table[("bear", 1, 2)][1] == pytest.approx(small)
+    assert paper.reward("bear", 1, 2, 0.71) == pytest.approx((0.71 - 0.701 - small) / small)
+    assert paper.floored == {("bear", 1, 3), ("bear", 2, 2)}
+    assert paper.reward("bear", 1, 3, 0.92) == pytest.approx((0.92 - 0.9 - 0.01) / 0.01)
+    # built-in default: raised to min_sigma as well
+    assert builtin.table[("bear", 1, 2)][1] == 0.01
+    assert builtin.reward("bear", 1, 2, 0.71) == pytest.approx((0.71 - 0.701 - 0.01) / 0.01)
+    assert builtin.floored == {("bear", 1, 2), ("bear", 1, 3), ("bear", 2, 2)}
+    with pytest.raises(ValueError, match="min_sigma"):
+        RewardStats.from_frame(read_records(path), 0.0)

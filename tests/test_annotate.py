@@ -298,3 +298,42 @@ def test_bad_input_is_named_and_loses_nothing(folder, tmp_path):
         Session.load(tmp_path / "ws", video=other)
     with pytest.raises(SessionError, match="not a workspace"):
         Session.load(tmp_path)
+
+
+def test_command_line_writes_masks_quality_and_frame(folder, tmp_path, capsys):
+    import recommend
+
+    wd = weights(tmp_path)
+    files = []
+    for i, f in enumerate((0, 5)):
+        files.append(tmp_path / f"s{i}.json")
+        files[-1].write_text(json.dumps(scribble(f)))
+    out = tmp_path / "out"
+    rc = recommend.main([str(folder), "--scribbles", *map(str, files), "--objects", "2", "--method", "worst",
+                         "--out", str(out), "--weights-dir", str(wd), "--device", "cpu", "--quiet"])
+    assert rc == 0
+    printed = int(capsys.readouterr().out.strip())
+    rec = json.loads((out / "recommendation.json").read_text())
+    assert rec["frame"] == printed and rec["method"] == "worst" and rec["annotated"] == [0, 5]
+    rows = (out / "quality.csv").read_text().splitlines()
+    assert rows[0].startswith("frame,quality,quality_obj1,quality_obj2") and len(rows) == T + 1
+    q = np.array([float(r.split(",")[1]) for r in rows[1:]])
+    assert printed == _worst_by_hand(q, [0, 5])
+    assert (out / "quality.png").stat().st_size > 1000 and len(list((out / "masks").glob("*.png"))) == T
+    # the same two rounds through the API give the same masks
+    s = Session.open(folder, 2, weights_dir=wd, device="cpu", method="worst")
+    s.add_scribbles(scribble(0))
+    s.add_scribbles(scribble(5))
+    for t in range(T):
+        np.testing.assert_array_equal(np.array(Image.open(out / "masks" / f"{t:05d}.png")), s.masks[t])
+
+    # a bad second file: exit code 2, the message names it, the first round is kept in the workspace
+    bad = tmp_path / "bad.json"
+    worse = scribble(2)
+    worse["scribbles"][2][0]["object_id"] = 7
+    bad.write_text(json.dumps(worse))
+    rc = recommend.main([str(folder), "--scribbles", str(files[0]), str(bad), "--objects", "2", "--out",
+                         str(tmp_path / "out2"), "--weights-dir", str(wd), "--device", "cpu", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bad.json" in err and "object 7" in err and "1 round(s) before it are saved" in err
+    assert Session.load(tmp_path / "out2" / "workspace").annotated == [0]

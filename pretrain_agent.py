@@ -63,6 +63,7 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     from agent.rewards import RewardStats
     from agent.training import check_identity
     from core.device import resolve_device
+    from core.identity import file_ref
     from interaction.evaluate import checked_samples
     from interaction.training_runs import collect_episodes
     from VOS.registry import build_backend, canonical
@@ -76,9 +77,10 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
                                 "rounds and window)")
     stats = RewardStats.from_frame(read_records(reward_csv), min_sigma, floor_small=floor_small_sigma)
     out = Path(train_dir) / "pretrain.csv"
-    check_identity(out, dict(vos=canonical(vos), dataset=spec.name, split=split, rounds=rounds, window=window,
-                             seed=seed, min_nb_nodes=min_nb_nodes, min_sigma=min_sigma,
-                             sequences=list(sequences) if sequences else None))
+    # bound to the content of reward.csv: goal rewards from other statistics are refused, not mixed
+    check_identity(out, dict(vos=canonical(vos), vos_options=dict(vos_options), dataset=spec.name, split=split,
+                             rounds=rounds, window=window, seed=seed, min_nb_nodes=min_nb_nodes, min_sigma=min_sigma,
+                             sequences=list(sequences) if sequences else None, reward_csv=file_ref(reward_csv)))
     backend = build_backend(canonical(vos), resolve_device(device), **dict(vos_options))
     df = collect_episodes(spec, split, samples, backend, out, epochs=epochs, rounds=rounds, window=window,
                           min_nb_nodes=min_nb_nodes, seed=seed, stats=stats, progress=progress)

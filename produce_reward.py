@@ -64,8 +64,9 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     torch.set_num_threads(int(threads))
     spec, samples = checked_samples(dataset, data_dir, split, sequences)
     out = Path(train_dir) / "reward.csv"
-    check_identity(out, dict(vos=canonical(vos), dataset=spec.name, split=split, rounds=rounds, window=window,
-                             seed=seed, min_nb_nodes=min_nb_nodes, sequences=list(sequences) if sequences else None))
+    check_identity(out, dict(vos=canonical(vos), vos_options=dict(vos_options), dataset=spec.name, split=split,
+                             rounds=rounds, window=window, seed=seed, min_nb_nodes=min_nb_nodes,
+                             sequences=list(sequences) if sequences else None))
     backend = build_backend(canonical(vos), resolve_device(device), **dict(vos_options))
     df = collect_episodes(spec, split, samples, backend, out, epochs=epochs, rounds=rounds, window=window,
                           min_nb_nodes=min_nb_nodes, seed=seed, progress=progress)

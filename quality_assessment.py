@@ -6,8 +6,11 @@
 
 Holds out whole sequences for validation and reports, after every epoch, the validation Pearson and
 Spearman correlation and mean absolute error of predicted vs. true J&F (log, and
-``{weights_dir}/assess_net_history.{json,csv}``). ``{weights_dir}/assess_net.pt`` is rewritten atomically
-after every epoch (model, optimiser, scheduler, epoch); re-running the same command resumes from it.
+``{weights_dir}/assess_net_history.{json,csv}``). The training checkpoint (model, optimiser, scheduler,
+epoch) is ``{train_dir}/quality/checkpoint.pt``, rewritten atomically after every epoch; re-running the same
+command resumes from it (a changed setting or QA data is refused: see its ``.run.json``). The weights are
+exported to ``{weights_dir}/assess_net.pt`` after every epoch, atomically; a file there that this training
+did not write (such as the published assess_net.pt) is never overwritten: the run stops and says so.
 
 Deviation from the published code: gradients are zeroed before every iteration (the published training
 loop never zeroed them, so they accumulated across iterations).
@@ -44,6 +47,7 @@ def config():
     data_dir = "data"
     qa_dir = f"{data_dir}/quality_assessment"   # generate_data.py's out_dir
     weights_dir = "weights"
+    train_dir = "train"      # the training checkpoint: {train_dir}/quality/checkpoint.pt
     num_workers = 0          # DataLoader workers
     progress = True
 
@@ -62,14 +66,16 @@ def paper():
 
 @ex.main
 def main(backbone, crop_size, min_size, pretrained, epochs, batch_size, lr, momentum, weight_decay, gamma, resize,
-         val_fraction, seed, device, data_dir, qa_dir, weights_dir, num_workers, progress):
+         val_fraction, seed, device, data_dir, qa_dir, weights_dir, train_dir, num_workers, progress):
     from pathlib import Path
 
     import torch
 
     from agent.qa_data import Augment, make_datasets, train_quality
     from agent.quality import QualityNet
+    from agent.training import check_identity
     from core.device import resolve_device
+    from core.identity import file_ref
 
     setup_logging()
     torch.manual_seed(seed)
@@ -81,10 +87,18 @@ def main(backbone, crop_size, min_size, pretrained, epochs, batch_size, lr, mome
                                      len(val_set))
     net = QualityNet(backbone, pretrained=pretrained, crop_size=crop_size, min_size=min_size)
     wdir = Path(weights_dir)
-    history = train_quality(net, train_set, val_set, epochs=epochs, ckpt_path=wdir / "assess_net.pt",
+    ckpt = Path(train_dir) / "quality" / "checkpoint.pt"
+    # bound to the settings and to the content of the QA data's index: another run is refused, not resumed
+    ident = check_identity(ckpt, dict(backbone=backbone, crop_size=crop_size, min_size=min_size,
+                                      pretrained=pretrained, batch_size=batch_size, lr=lr, momentum=momentum,
+                                      weight_decay=weight_decay, gamma=gamma, resize=resize,
+                                      val_fraction=val_fraction, seed=seed,
+                                      qa_index=file_ref(Path(qa_dir) / "index.csv")))
+    history = train_quality(net, train_set, val_set, epochs=epochs, ckpt_path=ckpt,
                             history_path=wdir / "assess_net_history.json", lr=lr, momentum=momentum,
                             weight_decay=weight_decay, gamma=gamma, batch_size=batch_size, device=dev, seed=seed,
-                            num_workers=num_workers, progress=progress)
+                            num_workers=num_workers, export_path=wdir / "assess_net.pt", owner=ident,
+                            progress=progress)
     last = history[-1] if history else {}
     print(f"{wdir / 'assess_net.pt'}: epoch {last.get('epoch')}, val Pearson {last.get('val_pearson', float('nan')):.3f}, "
           f"Spearman {last.get('val_spearman', float('nan')):.3f}, MAE {last.get('val_mae', float('nan')):.3f}")

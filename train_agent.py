@@ -76,6 +76,7 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     from agent.rewards import RewardStats
     from agent.training import check_identity, load_prefill
     from core.device import resolve_device
+    from core.identity import file_ref
     from interaction.evaluate import checked_samples
     from interaction.training_runs import train_dqn
     from VOS.registry import build_backend, canonical
@@ -91,17 +92,21 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     stats = RewardStats.from_frame(read_records(reward_csv), min_sigma, floor_small=floor_small_sigma)
     checkpoint = train_dir / "agent_checkpoint.pt"
     prefill = [] if checkpoint.exists() else load_prefill(train_dir / "pretrain.csv", min_span)
-    check_identity(checkpoint, dict(vos=canonical(vos), dataset=spec.name, split=split, rounds=rounds,
-                                    window=window, seed=seed, min_nb_nodes=min_nb_nodes, min_sigma=min_sigma,
-                                    min_span=min_span, updates_per_episode=updates_per_episode,
-                                    batch_size=batch_size, lr=lr, prefill_updates=prefill_updates,
-                                    sequences=list(sequences) if sequences else None))
+    # bound to the content of the records it reads: a changed reward.csv or pretrain.csv is refused
+    ident = check_identity(checkpoint, dict(vos=canonical(vos), vos_options=dict(vos_options), dataset=spec.name,
+                                            split=split, rounds=rounds, window=window, seed=seed,
+                                            min_nb_nodes=min_nb_nodes, min_sigma=min_sigma, min_span=min_span,
+                                            updates_per_episode=updates_per_episode, batch_size=batch_size, lr=lr,
+                                            prefill_updates=prefill_updates,
+                                            sequences=list(sequences) if sequences else None,
+                                            reward_csv=file_ref(reward_csv),
+                                            pretrain_csv=file_ref(train_dir / "pretrain.csv")))
     backend = build_backend(canonical(vos), dev, **dict(vos_options))
     st = train_dqn(spec, split, samples, backend, stats=stats, prefill=prefill, epochs=epochs, rounds=rounds,
                    window=window, min_nb_nodes=min_nb_nodes, seed=seed, device=dev, weights_path=agent_weights,
                    checkpoint_path=checkpoint, log_path=train_dir / "train_agent_log.csv",
                    checkpoint_every=checkpoint_every, updates_per_episode=updates_per_episode,
-                   batch_size=batch_size, lr=lr, prefill_updates=prefill_updates, progress=progress)
+                   batch_size=batch_size, lr=lr, prefill_updates=prefill_updates, owner=ident, progress=progress)
     print(f"{agent_weights}: {st.episodes} episodes, {st.steps} actions, replay {len(st.replay)}")
     return st.episodes
 

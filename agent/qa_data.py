@@ -20,7 +20,6 @@ every iteration, which the published code did not do), :func:`evaluate_quality` 
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -40,7 +39,8 @@ from tqdm.auto import tqdm
 
 from agent.quality import QualityNet
 from agent.roi import crop_resample, roi_box
-from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from core import checkpoint
+from core.io import atomic_write_json, atomic_write_text
 from datasets import davis_compat as dc
 
 log = logging.getLogger(__name__)
@@ -284,39 +284,61 @@ def init_head(net: QualityNet, mean_target: float) -> None:
         net.fc1.bias.fill_(mean_target)
 
 
+CHECKPOINT_LAYOUT = ("a QA training checkpoint of quality_assessment.py ({'model', 'meta', 'optimizer', "
+                     "'scheduler', 'epoch', 'history'}, kept in train_dir/quality/checkpoint.pt)")
+
+
 def _save_checkpoint(path: Path, net: QualityNet, optimizer, scheduler, epoch: int, history: list[dict]) -> None:
-    buf = io.BytesIO()
-    torch.save({"model": net.state_dict(), "meta": net.meta(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    checkpoint.save({"model": net.state_dict(), "meta": net.meta(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history}, path)
+
+
+def _export(net: QualityNet, path: Path, owner: dict | None) -> None:
+    """The exported weights ({'model', 'meta'}, loads with agent.quality.load_quality_net), atomically; a file
+    there that this run did not export (the published assess_net.pt) is refused, never overwritten."""
+    obj = {"model": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "meta": net.meta()}
+    if owner is None:
+        checkpoint.save(obj, path)
+    else:
+        checkpoint.export(obj, path, owner=owner,
+                          fix="export to another folder (weights_dir=...) or move the file away")
 
 
 def train_quality(net: QualityNet, train_set: QADataset, val_set: QADataset | None, *, epochs: int,
                   ckpt_path: str | os.PathLike, history_path: str | os.PathLike | None = None,
                   lr: float = 5e-6, momentum: float = 0.9, weight_decay: float = 5e-4, gamma: float = 0.95,
                   batch_size: int = 32, device: torch.device | str = "cpu", seed: int = 0,
-                  num_workers: int = 0, progress: bool = True) -> list[dict[str, Any]]:
-    """Train ``net`` for ``epochs`` epochs (SGD + ExponentialLR(gamma) per epoch, MSE), resuming from
-    ``ckpt_path`` when it holds a run of the same backbone. After every epoch: validation Pearson /
-    Spearman / MAE logged and appended to the history (JSON at ``history_path`` and a CSV beside it),
-    and ``ckpt_path`` rewritten atomically. Returns the history (one dict per epoch)."""
+                  num_workers: int = 0, export_path: str | os.PathLike | None = None, owner: dict | None = None,
+                  progress: bool = True) -> list[dict[str, Any]]:
+    """Train ``net`` for ``epochs`` epochs (SGD + ExponentialLR(gamma) per epoch, MSE), resuming from the
+    training checkpoint ``ckpt_path`` when it exists. After every epoch: validation Pearson / Spearman /
+    MAE logged and appended to the history (JSON at ``history_path`` and a CSV beside it), ``ckpt_path``
+    rewritten atomically, then the weights exported to ``export_path`` (atomically; with ``owner``, the
+    run's identity, a file there this run did not write is refused, see :func:`core.checkpoint.export`).
+    Exported weights are never resumed from. A finished run exports again, so a kill between the last
+    checkpoint and its export never leaves the export an epoch old. Returns the history."""
     ckpt_path = Path(ckpt_path)
     net.to(device)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
     history: list[dict[str, Any]] = []
     start = 0
+    if export_path is not None and Path(export_path).resolve() == ckpt_path.resolve():
+        raise ValueError(f"the training checkpoint and the exported weights must be different files ({ckpt_path})")
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        if isinstance(ckpt, dict) and "optimizer" in ckpt:
-            if ckpt.get("meta", {}).get("backbone") != net.backbone:
-                raise ValueError(f"{ckpt_path} holds a {ckpt.get('meta', {}).get('backbone')} run, not {net.backbone}:"
-                                 f" move it away to start over")
-            net.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            start, history = int(ckpt["epoch"]) + 1, list(ckpt.get("history", []))
-            log.info("QA training resumed from %s after epoch %d", ckpt_path, start)
+        ckpt = checkpoint.load(ckpt_path, expected=CHECKPOINT_LAYOUT, map_location=device,
+                               fix="delete it to start the training over")
+        if not (isinstance(ckpt, dict) and {"model", "optimizer", "scheduler", "epoch"} <= set(ckpt)):
+            raise checkpoint.CheckpointError(f"{ckpt_path} is not a QA training checkpoint (exported or published "
+                                             f"weights?): expected {CHECKPOINT_LAYOUT}; move it away")
+        if ckpt.get("meta", {}).get("backbone") != net.backbone:
+            raise ValueError(f"{ckpt_path} holds a {ckpt.get('meta', {}).get('backbone')} run, not {net.backbone}:"
+                             f" move it away to start over")
+        checkpoint.load_into(net, ckpt["model"], ckpt_path, expected=CHECKPOINT_LAYOUT)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        start, history = int(ckpt["epoch"]) + 1, list(ckpt.get("history", []))
+        log.info("QA training resumed from %s after epoch %d", ckpt_path, start)
     if start == 0 and len(train_set):
         init_head(net, float(np.mean(train_set.targets)))
     gen = torch.Generator().manual_seed(seed)
@@ -335,11 +357,21 @@ def train_quality(net: QualityNet, train_set: QADataset, val_set: QADataset | No
         log.info("QA epoch %d/%d: %s", epoch + 1, epochs,
                  ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         _save_checkpoint(ckpt_path, net, optimizer, scheduler, epoch, history)
-        if history_path is not None:
-            hp = Path(history_path)
-            atomic_write_json(hp, history)
-            atomic_write_text(hp.with_suffix(".csv"), pd.DataFrame(history).to_csv(index=False))
+        _write_history(history_path, history)
+        if export_path is not None:
+            _export(net, Path(export_path), owner)
+    if start >= epochs and history:      # finished before: the files match the last checkpoint, even after a kill
+        _write_history(history_path, history)
+        if export_path is not None:
+            _export(net, Path(export_path), owner)
     return history
+
+
+def _write_history(history_path: str | os.PathLike | None, history: list[dict]) -> None:
+    if history_path is not None:
+        hp = Path(history_path)
+        atomic_write_json(hp, history)
+        atomic_write_text(hp.with_suffix(".csv"), pd.DataFrame(history).to_csv(index=False))
 
 
 __all__ = ["Augment", "COLUMNS", "INDEX_FILE", "META_FILE", "QADataset", "correlations",

@@ -14,8 +14,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.state_dict import strip_module_prefix
-
 log = logging.getLogger(__name__)
 
 STATE_DIM = 2
@@ -77,11 +75,17 @@ def load_agent(path: str | Path, device: torch.device | str = "cpu") -> QNet:
     if not path.exists():
         raise FileNotFoundError(f"agent weights not found at {path}: download the published agent.pt into "
                                 "weights/ or train one with `python train_agent.py`")
-    obj = torch.load(path, map_location=device, weights_only=True)
-    for key in ("state_dict", "policy"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
+    from core.checkpoint import load, load_into, state_dict_of
+
+    obj = load(path, expected=AGENT_LAYOUT, map_location=device,
+               fix="train it again (`python train_agent.py`) or download the published agent.pt again")
     net = QNet()
-    net.load_state_dict(strip_module_prefix(obj), strict=True)
+    load_into(net, state_dict_of(obj, path, expected=AGENT_LAYOUT, wrappers=("state_dict", "policy")), path,
+              expected=AGENT_LAYOUT)
+    net.source = str(path)
     log.info("loaded agent weights from %s", path)
     return net.to(device).eval()
+
+
+AGENT_LAYOUT = ("the agent's Q-network: a state dict with encoder_fc1.*, encoder_fc2.*, lstm_cell.weight_ih/hh, "
+                "decoder_fc1.*, decoder_fc2.* (optionally 'module.'-prefixed or under 'state_dict'/'policy')")

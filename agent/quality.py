@@ -33,7 +33,6 @@ import torch.nn as nn
 import torchvision
 
 from agent.roi import crop_pairs, roi_boxes
-from core.state_dict import strip_module_prefix
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +138,20 @@ def load_imagenet(encoder: QualityEncoder, backbone: str, source: bool | str) ->
 
 
 # -- checkpoints -----------------------------------------------------------------------
-def infer_backbone(state: dict[str, torch.Tensor]) -> str:
-    """'resnet50' or 'resnet18' from a QA state dict (fc1 width)."""
-    width = state["fc1.weight"].shape[1]
+QA_LAYOUT = ("a QA network: the published assess_net.pt (a state dict with Encoder.conv1_p.weight, Encoder.conv1.*, "
+             "Encoder.bn1.*, Encoder.res2..res5.*, Encoder.mean/std and fc1.weight/bias) or this project's "
+             "{'model': state dict, 'meta': {...}} from quality_assessment.py")
+
+
+def infer_backbone(state: dict[str, torch.Tensor], path: str | os.PathLike = "the state dict") -> str:
+    """'resnet50' or 'resnet18' from a QA state dict (fc1 width); CheckpointError naming ``path`` when
+    it has no fc1.weight (not a QA network)."""
+    from core.checkpoint import CheckpointError
+
+    w = state.get("fc1.weight")
+    if not isinstance(w, torch.Tensor) or w.dim() != 2:
+        raise CheckpointError(f"{path} has no 2-D fc1.weight, so it is not a QA network; expected {QA_LAYOUT}")
+    width = w.shape[1]
     for name, c in BACKBONES.items():
         if c == width:
             return name
@@ -178,15 +188,13 @@ def load_quality_net(path: str | os.PathLike, device: torch.device | str = "cpu"
     if not path.is_file():
         raise FileNotFoundError(f"QA weights {path} not found: train them with `python quality_assessment.py` "
                                 f"or place the published assess_net.pt there")
-    ckpt = torch.load(path, map_location=device, weights_only=True)
-    if isinstance(ckpt, dict) and "model" in ckpt and isinstance(ckpt["model"], dict):
-        state, meta = ckpt["model"], dict(ckpt.get("meta") or {})
-    elif isinstance(ckpt, dict) and "state_dict" in ckpt:
-        state, meta = ckpt["state_dict"], {}
-    else:
-        state, meta = ckpt, {}
-    state = strip_module_prefix(dict(state))
-    found = meta.get("backbone") or infer_backbone(state)
+    from core.checkpoint import load, load_into, state_dict_of
+
+    ckpt = load(path, expected=QA_LAYOUT, map_location=device,
+                fix="train it again (`python quality_assessment.py`) or download the published assess_net.pt again")
+    meta = dict(ckpt.get("meta") or {}) if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) else {}
+    state = dict(state_dict_of(ckpt, path, expected=QA_LAYOUT, wrappers=("model", "state_dict")))
+    found = meta.get("backbone") or infer_backbone(state, path)
     if backbone is not None and backbone != found:
         raise ValueError(f"{path} holds a {found} QA network, not {backbone}")
     if not meta:
@@ -198,7 +206,8 @@ def load_quality_net(path: str | os.PathLike, device: torch.device | str = "cpu"
     for k, v in net.state_dict().items():
         if k.endswith("num_batches_tracked") and k not in state:
             state[k] = v
-    net.load_state_dict(state, strict=True)
+    load_into(net, state, path, expected=QA_LAYOUT)
+    net.source = str(path)
     return net.eval()
 
 
@@ -215,6 +224,9 @@ class QualityAssessor:
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
         self.batch_size = int(batch_size)
+        #: the weights file (for error messages and the run identity); None for a network built in memory
+        self.source = getattr(net, "source", None)
+        self.weight_files = [self.source] if self.source else None
 
     @torch.no_grad()
     def __call__(self, frames: np.ndarray, probs: np.ndarray) -> np.ndarray:

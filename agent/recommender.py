@@ -1,6 +1,7 @@
 """The ``ours`` frame selector: the trained agent's greedy choice (PROTOCOL.md §3, §5)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ from torch import nn
 
 from agent.dqn import greedy_action, make_state
 from agent.qnet import load_agent
+
+log = logging.getLogger(__name__)
 
 
 def agent_state(ctx: Any) -> np.ndarray:
@@ -22,7 +25,9 @@ def agent_state(ctx: Any) -> np.ndarray:
 
 class AgentSelector:
     """Selector protocol of ``interaction.loop``: argmax of the Q-values, no exploration; may
-    repeat frames. The frame is clamped to [0, T) (the session raises on out-of-range frames)."""
+    repeat frames. The frame is clamped to [0, T) (the session raises on out-of-range frames; README,
+    *Differences*), never silently: each clamp is logged as a warning and kept in ``clamped`` as
+    (T, frame the network chose)."""
 
     name = "ours"
     needs_quality = True
@@ -30,6 +35,9 @@ class AgentSelector:
     def __init__(self, net: nn.Module, device: torch.device | str = "cpu") -> None:
         self.net = net.to(device).eval()
         self.device = device
+        self.clamped: list[tuple[int, int]] = []
+        source = getattr(net, "source", None)
+        self.weight_files = [source] if source else None   # the run identity hashes the file
 
     @classmethod
     def from_weights(cls, path: str | Path = "weights/agent.pt", device: torch.device | str = "cpu") -> AgentSelector:
@@ -37,5 +45,10 @@ class AgentSelector:
 
     def __call__(self, ctx: Any) -> int:
         state = agent_state(ctx)
-        frame = greedy_action(self.net, state, self.device)
-        return int(np.clip(frame, 0, int(ctx.num_frames) - 1))
+        frame = int(greedy_action(self.net, state, self.device))
+        T = int(ctx.num_frames)
+        if not 0 <= frame < T:
+            log.warning("the agent chose frame %d of a %d-frame video; clamped to %d", frame, T,
+                        int(np.clip(frame, 0, T - 1)))
+            self.clamped.append((T, frame))
+        return int(np.clip(frame, 0, T - 1))

@@ -13,12 +13,15 @@ per-frame quality vectors (GT J&F averaged over objects, in [0, 1]) and
 (the goal reward needs the statistics that file is made to provide).
 
 Runs append the rows of each finished episode and flush, so an interrupted run resumes:
-:func:`completed_episodes` counts the episodes already on disk per sample.
+:func:`open_records` first drops a trailing partial episode (rows after the last ``done`` row, which
+a kill during the append can leave), then :func:`completed_episodes` counts the episodes on disk per
+sample.
 """
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 from collections import Counter
 from pathlib import Path
@@ -29,6 +32,8 @@ import pandas as pd
 
 from agent.dqn import Transition, make_state
 from agent.rewards import frame_mean, step_reward
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ["sequence", "scribble_iter", "n_interaction", "n_interaction_next", "action", "reward_step",
            "reward_done", "done", "state_iou", "next_state_iou", "annotated_frames", "next_annotated_frames"]
@@ -69,6 +74,44 @@ def _repair_tail(path: Path) -> None:
         fh.truncate(data.rfind(b"\n") + 1)
 
 
+def drop_partial_episode(path: str | os.PathLike) -> int:
+    """Cut a trailing partial episode from a transition record file: every row after the last
+    ``done`` row (and a half-written last line). An episode is appended with one write, but a kill
+    during that write can leave some of its complete lines, which would skew the reward statistics
+    and the pre-fill. Returns the number of rows dropped (logged)."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    data = path.read_bytes()
+    keep = data[:data.rfind(b"\n") + 1]
+    lines = keep.splitlines(keepends=True)
+    if not lines:
+        return 0
+    header = lines[0].decode().rstrip("\n").split(",")
+    if "done" not in header:
+        raise ValueError(f"{path}: not a transition record file (no 'done' column); move it away")
+    col = header.index("done")
+    end = 1
+    for i, line in enumerate(lines[1:], start=1):
+        fields = next(csv.reader([line.decode()]), [])
+        if len(fields) == len(header) and fields[col].strip().lower() in ("true", "1", "1.0"):
+            end = i + 1
+    dropped = len(lines) - end
+    if dropped or len(keep) != len(data):
+        from core.io import atomic_write_bytes
+
+        atomic_write_bytes(path, b"".join(lines[:end]))
+        log.warning("%s: dropped %d rows of an episode an interrupted run left unfinished", path, dropped)
+    return dropped
+
+
+def open_records(path: str | os.PathLike) -> pd.DataFrame:
+    """The records of a file a run is about to append to: a trailing partial episode is dropped
+    from the file first (:func:`drop_partial_episode`), then :func:`read_records`."""
+    drop_partial_episode(path)
+    return read_records(path)
+
+
 def append_rows(path: str | os.PathLike, rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
     """Append rows (dicts with ``columns``, default the transition :data:`COLUMNS`) to a CSV, writing
     the header when the file is new; vector columns given as arrays are '/'-joined. One write per
@@ -99,8 +142,10 @@ def append_rows(path: str | os.PathLike, rows: list[dict[str, Any]], columns: li
 
 # -- reading --------------------------------------------------------------------------
 def read_records(path: str | os.PathLike) -> pd.DataFrame:
-    """All complete rows of a record CSV (an empty frame with :data:`COLUMNS` if the file does
-    not exist). Vector columns stay '/'-joined strings; ``done`` is bool."""
+    """All rows of complete episodes of a record CSV (an empty frame with :data:`COLUMNS` if the file
+    does not exist): a half-written last line and the rows after the last ``done`` row (an episode
+    an interrupted run left unfinished) are left out. Vector columns stay '/'-joined strings;
+    ``done`` is bool."""
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame({c: pd.Series(dtype=object if c in VECTOR_COLUMNS or c == "sequence" else float)
@@ -113,6 +158,8 @@ def read_records(path: str | os.PathLike) -> pd.DataFrame:
     df = df[(df[VECTOR_COLUMNS] != "").all(axis=1)]           # a half-written last row
     df = df.astype({c: t for c, t in _DTYPES.items() if t is not str})
     df["done"] = df["done"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+    if df["done"].any():                                       # rows of an unfinished last episode
+        df = df.iloc[: int(np.flatnonzero(df["done"].to_numpy())[-1]) + 1]
     return df.reset_index(drop=True)
 
 

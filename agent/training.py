@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import copy
-import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from agent.dqn import (
 from agent.qnet import QNet
 from agent.recommender import agent_state
 from agent.records import append_rows, read_records
-from core.io import atomic_write_bytes
+from core import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +82,30 @@ class TrainState:
     update_rng: np.random.Generator = field(default_factory=np.random.default_rng)
 
     def to_dict(self) -> dict:
+        """Tensors, numbers, strings and containers only, so that it loads with weights_only=True."""
+        replay = self.replay.state_dict()
+        replay = {"capacity": replay["capacity"], "memory": [_transition_to_dict(t) for t in replay["memory"]]}
         return {"policy": self.policy.state_dict(), "target": self.target.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "replay": self.replay.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "replay": replay,
                 "steps": self.steps, "episodes": self.episodes,
                 "explore_rng": self.explore_rng.bit_generator.state, "update_rng": self.update_rng.bit_generator.state}
+
+
+def _transition_to_dict(t: Transition) -> dict:
+    return {"state": torch.from_numpy(np.ascontiguousarray(t.state)), "action": int(t.action),
+            "next_state": torch.from_numpy(np.ascontiguousarray(t.next_state)), "reward_step": float(t.reward_step),
+            "reward_done": float(t.reward_done), "done": bool(t.done), "key": None if t.key is None else list(t.key)}
+
+
+def _transition_from_dict(d: dict) -> Transition:
+    key = d["key"]
+    return Transition(d["state"].numpy(), int(d["action"]), d["next_state"].numpy(), float(d["reward_step"]),
+                      float(d["reward_done"]), bool(d["done"]),
+                      None if key is None else (str(key[0]), int(key[1]), int(key[2])))
+
+
+CHECKPOINT_LAYOUT = ("an agent training checkpoint of train_agent.py (policy, target, optimizer, replay, steps, "
+                     "episodes, explore_rng, update_rng)")
 
 
 def new_train_state(device: torch.device | str, seed: int, prefill: Sequence[Transition],
@@ -102,32 +121,45 @@ def new_train_state(device: torch.device | str, seed: int, prefill: Sequence[Tra
 
 
 def save_checkpoint(state: TrainState, path: str | Path) -> None:
-    buf = io.BytesIO()
-    torch.save(state.to_dict(), buf)
-    atomic_write_bytes(path, buf.getvalue())
+    """The training state, written atomically (:func:`core.checkpoint.save`)."""
+    checkpoint.save(state.to_dict(), path)
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str) -> TrainState:
-    """A saved :class:`TrainState` (the optimizer keeps the learning rate it was saved with)."""
-    d = torch.load(path, map_location=device, weights_only=False)   # our own file: holds the replay
+    """A saved :class:`TrainState` (the optimizer keeps the learning rate it was saved with), loaded with
+    weights_only=True; a file of another layout -> CheckpointError naming it."""
+    d = checkpoint.load(path, expected=CHECKPOINT_LAYOUT, map_location=device,
+                        fix="delete it to start the training over")
+    missing = [k for k in ("policy", "target", "optimizer", "replay", "steps", "episodes", "explore_rng", "update_rng")
+               if not isinstance(d, dict) or k not in d]
+    if missing:
+        raise checkpoint.CheckpointError(f"{path} lacks {missing}: expected {CHECKPOINT_LAYOUT}; delete it to start "
+                                         f"the training over")
     policy, target = QNet().to(device), QNet().to(device)
-    policy.load_state_dict(d["policy"])
-    target.load_state_dict(d["target"])
+    checkpoint.load_into(policy, d["policy"], path, expected=CHECKPOINT_LAYOUT)
+    checkpoint.load_into(target, d["target"], path, expected=CHECKPOINT_LAYOUT)
     opt = make_optimizer(policy)
     opt.load_state_dict(d["optimizer"])
     replay = ReplayBuffer()
-    replay.load_state_dict(d["replay"])
+    replay.load_state_dict({"capacity": d["replay"]["capacity"],
+                            "memory": [_transition_from_dict(t) for t in d["replay"]["memory"]]})
     explore, upd = np.random.default_rng(), np.random.default_rng()
     explore.bit_generator.state = d["explore_rng"]
     upd.bit_generator.state = d["update_rng"]
     return TrainState(policy, target, opt, replay, int(d["steps"]), int(d["episodes"]), explore, upd)
 
 
-def save_weights(policy: torch.nn.Module, path: str | Path) -> None:
-    """The policy's state dict with the published key layout (loads with agent.qnet.load_agent)."""
-    buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in policy.state_dict().items()}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+def save_weights(policy: torch.nn.Module, path: str | Path, owner: dict[str, Any] | None = None) -> None:
+    """The policy's state dict with the published key layout (loads with agent.qnet.load_agent), written
+    atomically. With ``owner`` (the training run's identity) it is an export
+    (:func:`core.checkpoint.export`): a file there that this run did not write, such as the published
+    agent.pt, is refused, never overwritten."""
+    state = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
+    if owner is None:
+        checkpoint.save(state, path)
+    else:
+        checkpoint.export(state, path, owner=owner,
+                          fix="train into another file (agent_weights=... or weights_dir=...) or move it away")
 
 
 LOG_COLUMNS = ["epoch", "episode", "sequence", "scribble_iter", "steps", "epsilon", "replay", "loss",
@@ -187,18 +219,12 @@ def load_prefill(pretrain_csv: str | Path, min_span: float = 0.05) -> list[Trans
     return out
 
 
-def check_identity(out_path: str | Path, identity: dict[str, Any]) -> None:
-    """Refuse to append to (resume) an output made with other settings: ``<out>.run.json`` beside
-    the output records the settings that decide its content."""
-    import json
+def check_identity(out_path: str | Path, identity: dict[str, Any]) -> dict[str, Any]:
+    """Refuse to append to (resume) an output made with other settings or inputs: ``<out>.run.json``
+    beside the output records its identity (settings, and input files as sha256 refs, see
+    :mod:`core.identity`). Returns the normalised identity."""
+    from core.identity import check_identity as check
 
-    from core.io import atomic_write_json
-
-    side = Path(out_path).with_name(Path(out_path).name + ".run.json")
-    if Path(out_path).exists() and side.exists():
-        old = json.loads(side.read_text())
-        diff = {k: (old.get(k), v) for k, v in identity.items() if old.get(k) != v}
-        if diff:
-            raise ValueError(f"{out_path} was made with other settings {diff} (was, now): move it away or use "
-                             "another train_dir")
-    atomic_write_json(side, identity)
+    out = Path(out_path)
+    return check(out.with_name(out.name + ".run.json"), identity, has_outputs=out.exists(), what=str(out),
+                 fix=f"use another train_dir, or delete {out} (and {out.name}.run.json) to start it over")

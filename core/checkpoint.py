@@ -96,6 +96,36 @@ def state_dict_of(obj: Any, path: str | os.PathLike, *, expected: str,
     return state
 
 
+def export(obj: Any, path: str | os.PathLike, *, owner: dict[str, Any], fix: str) -> Path:
+    """Write exported weights (``torch.save(obj)``, atomically) that a training run owns.
+
+    ``<path>.export.json`` records the owner (a digest of ``owner``, the run's identity). A file at
+    ``path`` that this owner did not export (no record: the published weights placed there, or a
+    record of another run) is never overwritten: CheckpointError with ``fix``. The record is written
+    before the file, so a kill between the two never disowns a file this run wrote."""
+    import hashlib
+    import json
+
+    from core.identity import normalise
+    from core.io import atomic_write_json
+
+    path = Path(path)
+    side = path.with_name(path.name + ".export.json")
+    digest = hashlib.sha256(json.dumps(normalise(owner), sort_keys=True).encode()).hexdigest()
+    if path.exists():
+        try:
+            record = json.loads(side.read_text()) if side.is_file() else None
+        except ValueError:
+            record = None
+        if record is None or record.get("owner") != digest:
+            why = ("it has no export record (the published weights?)" if record is None
+                   else f"it was exported by another training run ({side})")
+            raise CheckpointError(f"{path} exists and was not written by this training run: {why}. Refusing to "
+                                  f"overwrite it; {fix}")
+    atomic_write_json(side, {"owner": digest, "settings": normalise(owner)})
+    return save(obj, path)
+
+
 def load_state_dict(path: str | os.PathLike, *, expected: str, map_location: Any = "cpu",
                     fix: str | None = None) -> dict[str, Any]:
     """:func:`load` then :func:`state_dict_of`: the (unwrapped, prefix-free) state dict at ``path``."""
@@ -122,5 +152,5 @@ def load_into(module: Any, state: dict[str, Any], path: str | os.PathLike, *, ex
     module.load_state_dict(state, strict=True)
 
 
-__all__ = ["CheckpointError", "WRAPPER_KEYS", "load", "load_into", "load_state_dict", "save", "state_dict_of",
+__all__ = ["CheckpointError", "WRAPPER_KEYS", "export", "load", "load_into", "load_state_dict", "save", "state_dict_of",
            "strip_module_prefix"]

@@ -46,7 +46,7 @@ def checked_samples(dataset: str, data_dir: str | Path, split: str,
     return spec, checked_samples_of(spec, split, sequences)
 
 
-def _parts_identity(obj: Any) -> dict[str, Any]:
+def parts_identity(obj: Any) -> dict[str, Any]:
     """What a selector, backend or quality function contributes to a run's identity: its own
     ``identity()`` when it has one, else its name, its options and (as :func:`core.identity.file_ref`)
     the weight files it lists in ``weight_files``."""
@@ -81,8 +81,8 @@ def run_identity(spec: DatasetSpec, split: str, samples: Sequence[tuple[str, int
         "dataset": spec.name, "split": split, "setting": setting, "rounds": int(rounds), "seed": int(seed),
         "min_nb_nodes": int(min_nb_nodes), "samples": [list(s) for s in samples],
         "metadata": {s: spec.sequences[s] for s in seqs},
-        "backend": _parts_identity(backend), "selector": _parts_identity(selector),
-        "quality": _parts_identity(quality_fn) if quality_fn is not None else None,
+        "backend": parts_identity(backend), "selector": parts_identity(selector),
+        "quality": parts_identity(quality_fn) if quality_fn is not None else None,
     })
     return ident
 

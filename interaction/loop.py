@@ -305,18 +305,30 @@ class _SampleRun:
         if self.quality_fn is None:
             return None, None
         quality = np.asarray(self.quality_fn(self.frames[self.start:self.stop], probs), dtype=np.float64).mean(axis=1)
+        if not np.all(np.isfinite(quality)):   # NaN would be taken for the worst frame, or break the agent
+            bad = np.flatnonzero(~np.isfinite(quality)).tolist()
+            source = getattr(self.quality_fn, "source", None) or type(self.quality_fn).__name__
+            raise ValueError(f"the quality network ({source}) predicted NaN/inf quality for frames {bad[:5]} of "
+                             f"{self.seq}#{self.scribble_idx}; "
+                             f"its weights are broken: retrain them or use the published assess_net.pt")
         pearson = float(np.corrcoef(quality, frame_jf)[0, 1]) if np.std(quality) > 0 and np.std(frame_jf) > 0 else None
         return quality, pearson
 
     def select(self, rr: RoundRecord, pred: np.ndarray) -> int:
-        """The next frame (window-relative, clamped to the window); after the last round the current one."""
+        """The next frame (window-relative); after the last round the current one. A frame outside the
+        window is an error (a selector bug), never clamped silently (the agent clamps its own frame,
+        loudly: agent.recommender.AgentSelector)."""
         if rr.round >= self.rounds:
             return rr.frame
         look = (_look_ahead(self.backend, self.robot, self.seq, pred, self.gt, self.K, self.start, self.stop)
                 if self.setting == "oracle" else None)
         ctx = RoundContext(rr.round, self.stop - self.start, self.record.first_frame - self.start,
                            list(self.annotated), self.counts.copy(), rr.quality, rr.frame_jf, self.rng, look)
-        nxt = int(np.clip(int(self.selector(ctx)), 0, self.stop - self.start - 1))
+        nxt = int(self.selector(ctx))
+        if not 0 <= nxt < self.stop - self.start:
+            raise ValueError(f"selector '{self.selector.name}' chose frame {nxt} for {self.seq}#{self.scribble_idx} after round "
+                             f"{rr.round}, outside the {self.stop - self.start} frames it sees (0..{self.stop - self.start - 1}); "
+                             f"fix the selector")
         rr.next_frame, rr.next_rank = nxt, _rank(rr.frame_jf, nxt)
         return nxt
 

@@ -7,7 +7,6 @@ which holds the parts: targets, index, dataset, augmentation, training).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -28,6 +27,7 @@ from agent.qa_data import (
     single_object_jf,
 )
 from agent.selection import WorstSelector
+from core.identity import check_identity
 from core.io import atomic_write_json, atomic_write_text
 from datasets.layout import RESOLUTION, DatasetSpec
 from interaction.loop import run_episodes
@@ -91,11 +91,14 @@ def generate_qa_data(spec: DatasetSpec, split: str, backend, out_dir: str | os.P
             "backend": getattr(backend, "name", type(backend).__name__), "rounds": rounds, "method": "worst",
             "setting": "oracle", "threshold": TARGET_THRESHOLD}
     meta_path = out / META_FILE
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        clash = {k: (old.get(k), v) for k, v in meta.items() if k not in ("dataset_root",) and old.get(k) != v}
-        if clash:
-            raise ValueError(f"{out} holds data made with other settings {clash}: use another out dir")
+    # every setting that decides the maps, recorded in run.json: data of another run is refused, not mixed
+    from interaction.evaluate import parts_identity
+
+    ident = {k: v for k, v in meta.items() if k != "dataset_root"}
+    ident.update(backend=parts_identity(backend), min_nb_nodes=int(min_nb_nodes), seed=int(seed),
+                 scribbles=[int(s) for s in scribbles], sequences=list(sequences) if sequences else None)
+    check_identity(out / "run.json", ident, has_outputs=(out / INDEX_FILE).exists(), what=str(out),
+                   fix=f"use another out_dir, or delete {out} to generate it again")
     atomic_write_json(meta_path, meta)
     old_index = read_index(out)
     done = set(zip(old_index["sequence"].astype(str), old_index["scribble"].astype(int), strict=True))

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from agent.dqn import BATCH_SIZE, GAMMA, LR, UPDATES_PER_EPISODE, Transition, epsilon, update
-from agent.records import append_rows, completed_episodes, episode_rows, read_records, row_to_transition
+from agent.records import append_rows, completed_episodes, episode_rows, open_records, read_records, row_to_transition
 from agent.rewards import RewardStats
 from agent.selection import RandomSelector
 from agent.training import (
@@ -60,7 +60,7 @@ def collect_episodes(spec, split: str, samples: Sequence[tuple[str, int]], backe
     per_episode = rounds - 1
     if per_episode < 1:
         raise ValueError("episodes need at least 2 rounds to make a transition")
-    done = completed_episodes(read_records(out_csv), per_episode)
+    done = completed_episodes(open_records(out_csv), per_episode)
     if done:
         log.info("resuming %s: %d episodes already recorded", out_csv, sum(done.values()))
     selector = RandomSelector()
@@ -85,7 +85,7 @@ def train_dqn(spec, split: str, samples: Sequence[tuple[str, int]], backend, *, 
               device: torch.device | str, weights_path: str | Path, checkpoint_path: str | Path,
               log_path: str | Path, checkpoint_every: int = 20, updates_per_episode: int = UPDATES_PER_EPISODE,
               batch_size: int = BATCH_SIZE, gamma: float = GAMMA, lr: float = LR, prefill_updates: int = 0,
-              progress: bool = True) -> TrainState:
+              owner: dict | None = None, progress: bool = True) -> TrainState:
     """Train the agent; writes ``weights_path`` (policy, published layout) at the end of every epoch.
 
     A new run starts with a replay holding ``prefill`` and, when ``prefill_updates`` > 0, that
@@ -93,7 +93,12 @@ def train_dqn(spec, split: str, samples: Sequence[tuple[str, int]], backend, *, 
     sample once (shuffled) with the epsilon-greedy policy; after each episode its ``rounds - 1``
     transitions (step reward, goal reward from ``stats``) join the replay and
     ``updates_per_episode`` updates follow. Adam with learning rate ``lr`` (published 5e-6).
-    ``epochs=0`` with ``prefill_updates`` > 0 trains offline only."""
+    ``epochs=0`` with ``prefill_updates`` > 0 trains offline only.
+
+    ``owner`` (the run's identity) makes ``weights_path`` an export that this run owns: a file there it
+    did not write (the published agent.pt) is refused, not overwritten. A finished run exports the
+    weights of its last checkpoint again on every call, so a kill between the last checkpoint and
+    the export never leaves ``weights_path`` one epoch old."""
     checkpoint_path, log_path = Path(checkpoint_path), Path(log_path)
     if checkpoint_path.exists():
         st = load_checkpoint(checkpoint_path, device)
@@ -108,7 +113,7 @@ def train_dqn(spec, split: str, samples: Sequence[tuple[str, int]], backend, *, 
                 log.info("%d offline updates: loss %.4f (first 50) -> %.4f (last 50)", len(losses),
                          np.mean(losses[:50]), np.mean(losses[-50:]))
             save_checkpoint(st, checkpoint_path)
-            save_weights(st.policy, weights_path)
+            save_weights(st.policy, weights_path, owner)
     truncate_log(log_path, st.episodes)
     selector = EpsilonGreedySelector(st.policy, device, st.explore_rng, st.steps)
     n = len(samples)
@@ -145,9 +150,9 @@ def train_dqn(spec, split: str, samples: Sequence[tuple[str, int]], backend, *, 
                      seed=epoch_seed(seed, epoch), window=window, on_sample=after_episode, progress=progress,
                      desc=f"train epoch {epoch + 1}/{epochs}")
         save_checkpoint(st, checkpoint_path)
-        save_weights(st.policy, weights_path)
+        save_weights(st.policy, weights_path, owner)
         log.info("epoch %d/%d done: %d episodes, %d steps, eps %.3f; weights -> %s", epoch + 1, epochs,
                  st.episodes, st.steps, epsilon(st.steps), weights_path)
-    if st.episodes >= epochs * n and not Path(weights_path).exists():   # epochs=0 and no offline updates
-        save_weights(st.policy, weights_path)
+    if st.episodes >= epochs * n:   # finished: the export is the last checkpoint's policy, even after a kill
+        save_weights(st.policy, weights_path, owner)
     return st

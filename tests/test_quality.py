@@ -187,7 +187,9 @@ def test_generated_layout_targets_and_resume(qa_data):
     before = (out / "index.csv").read_text()
     again = generate_qa_data(spec, "val", build_backend("classic"), out, rounds=3, progress=False)
     assert (out / "index.csv").read_text() == before and len(again) == len(read_index(out))
-    with pytest.raises(ValueError, match="other settings"):
+    from core.identity import IdentityMismatch
+
+    with pytest.raises(IdentityMismatch, match="rounds: 3 there, 4 now"):
         generate_qa_data(spec, "val", build_backend("classic"), out, rounds=4, progress=False)
 
 

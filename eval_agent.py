@@ -40,25 +40,31 @@ def config():
     greedy_candidates = 0    # greedy: try all frames (0) or this many evenly spaced ones
     vos_options = {}         # passed to the backend, e.g. {"weights": "path/to/ckpt.pth"}
     progress = True
+    workers = 1              # samples in parallel: 1 = this process (no Ray); N = N Ray workers (README, "Scale")
+    ray_address = None       # join a running Ray cluster ("auto" or host:port) instead of starting one
+    gpus_per_worker = 1.0    # share of a GPU per worker when the device is CUDA
 
 
 @ex.main
 def main(_config, vos, setting, dataset, split, method, rounds, seed, device, data_dir, agent_weights,
          qa_weights, qa_batch_size, qa_record, min_nb_nodes, sequences, greedy_candidates, vos_options, results_dir,
-         progress):
+         progress, workers, ray_address, gpus_per_worker):
+    import functools
+
     from core.device import resolve_device
     from datasets.layout import resolve
     from interaction.evaluate import evaluate
-    from interaction.factory import describe, make_quality_fn, make_selector, results_path
-    from VOS.registry import build_backend, canonical
+    from interaction.factory import build_eval_parts, describe, results_path
+    from interaction.parallel import Fanout
+    from VOS.registry import canonical
 
     setup_logging()
     dev = resolve_device(device)
     spec = resolve(dataset, data_dir)
-    selector = make_selector(method, setting, agent_weights, dev, greedy_candidates)
-    quality_fn = make_quality_fn(setting, method, qa_weights, dev, qa_batch_size,
-                                 record=qa_record or selector.needs_quality)
-    backend = build_backend(canonical(vos), dev, **dict(vos_options))
+    build = functools.partial(build_eval_parts, canonical(vos), str(dev), method, setting, agent_weights, qa_weights,
+                              qa_batch_size, qa_record, greedy_candidates, dict(vos_options))
+    backend, selector, quality_fn = build()
+    fanout = Fanout.from_config(workers, ray_address, gpus_per_worker, dev)
     out_dir = results_path(results_dir, vos, setting, spec.name, method)
     identity = dict(vos=canonical(vos), setting=setting, dataset=spec.name, split=split, method=method,
                     rounds=rounds, seed=seed, min_nb_nodes=min_nb_nodes,
@@ -66,7 +72,8 @@ def main(_config, vos, setting, dataset, split, method, rounds, seed, device, da
                     greedy_candidates=greedy_candidates if method == "greedy" else None, window=None)
     summary = evaluate(spec, split, backend, selector, out_dir, setting=setting, rounds=rounds, seed=seed,
                        min_nb_nodes=min_nb_nodes, quality_fn=quality_fn, sequences=sequences,
-                       identity=identity, config=dict(_config, device=str(dev)), progress=progress)
+                       identity=identity, config=dict(_config, device=str(dev)), progress=progress,
+                       fanout=fanout, build=build)
     print(f"{out_dir}/summary.json: {describe(summary)}")
     return summary["auc"]
 

@@ -90,8 +90,14 @@ def run_identity(spec: DatasetSpec, split: str, samples: Sequence[tuple[str, int
 def evaluate(spec: DatasetSpec, split: str, backend: VOSBackend, selector: Selector, out_dir: str | Path, *,
              setting: str, rounds: int, seed: int, min_nb_nodes: int, quality_fn: QualityFn | None = None,
              sequences: Sequence[str] | None = None, identity: dict[str, Any] | None = None,
-             config: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+             config: dict[str, Any] | None = None, progress: bool = True, fanout: Any = None,
+             build: Any = None) -> dict[str, Any]:
     """Run (or resume) the evaluation and write ``out_dir/summary.json``; returns the summary.
+
+    ``fanout`` (an :class:`interaction.parallel.Fanout` with several workers or a Ray address) runs
+    the samples on Ray workers, each with parts made by ``build()`` (picklable; e.g.
+    ``functools.partial(interaction.factory.build_eval_parts, ...)``); the stored samples and the
+    summary are the same as a serial run's.
 
     Samples already stored in ``out_dir/samples`` by an interrupted run with the same identity are
     not run again; the summary is rebuilt from all stored samples. The identity is always built
@@ -106,7 +112,15 @@ def evaluate(spec: DatasetSpec, split: str, backend: VOSBackend, selector: Selec
     todo = [s for s in samples if not writer.done(*s)]
     if len(todo) < len(samples):
         log.info("resuming: %d of %d samples already in %s", len(samples) - len(todo), len(samples), out_dir)
-    run_episodes(spec, todo, split, backend, selector, rounds, setting=setting, quality_fn=quality_fn,
-                 min_nb_nodes=min_nb_nodes, seed=seed, on_sample=writer.add, progress=progress,
-                 desc=f"{selector.name}/{setting}")
+    if fanout is not None and not fanout.serial:
+        from interaction.parallel import EpisodeSettings, Job, run_jobs
+
+        run_jobs([Job(s, int(i), int(seed)) for s, i in todo],
+                 EpisodeSettings(spec, split, rounds, setting=setting, min_nb_nodes=min_nb_nodes),
+                 lambda _job, rec, report, _extra: writer.add(rec, report), fanout, build=build,
+                 progress=progress, desc=f"{selector.name}/{setting}")
+    else:
+        run_episodes(spec, todo, split, backend, selector, rounds, setting=setting, quality_fn=quality_fn,
+                     min_nb_nodes=min_nb_nodes, seed=seed, on_sample=writer.add, progress=progress,
+                     desc=f"{selector.name}/{setting}")
     return writer.finalize(spec, split, samples, rounds, config or {})

@@ -69,3 +69,19 @@ def results_path(results_dir: str | Path, vos: str, setting: str, dataset_name: 
 def describe(summary: dict[str, Any]) -> str:
     c = summary["curve"]["J_AND_F"]
     return f"round-AUC {summary['auc']:.4f}, J&F after round {len(c) - 1}: {c[-1]:.4f} ({summary['num_samples']} samples)"
+
+
+def build_eval_parts(vos: str, device: str, method: str, setting: str, agent_weights: str | Path,
+                     qa_weights: str | Path, qa_batch_size: int = 16, qa_record: bool = True,
+                     greedy_candidates: int = 0, vos_options: dict | None = None):
+    """(backend, selector, quality_fn) of an evaluation, from plain picklable settings: what
+    ``eval_agent.py`` builds in its process, and each worker of a fanned-out run in its own."""
+    from core.device import resolve_device
+    from VOS.registry import build_backend, canonical
+
+    dev = resolve_device(device)
+    selector = make_selector(method, setting, agent_weights, dev, greedy_candidates)
+    quality_fn = make_quality_fn(setting, method, qa_weights, dev, qa_batch_size,
+                                 record=qa_record or selector.needs_quality)
+    backend = build_backend(canonical(vos), dev, **dict(vos_options or {}))
+    return backend, selector, quality_fn

@@ -1,0 +1,80 @@
+"""Samples on Ray workers give what one process gives, and a killed run resumes (interaction.parallel).
+
+One Ray test only (each start of a local Ray instance costs seconds on a small machine)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from interaction.parallel import Fanout
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(root: Path, results: Path, **cfg):
+    from eval_agent import ex
+
+    run = ex.run(config_updates=dict(dataset=str(root), results_dir=str(results), rounds=3, progress=False,
+                                     device="cpu", **cfg))
+    return run.result
+
+
+def _summary(results: Path) -> dict:
+    (path,) = results.glob("*/oracle/*/worst/summary.json")
+    return json.loads(path.read_text())
+
+
+def _comparable(s: dict) -> dict:
+    """What a run decides: curve, AUC, per-sample curves, frames and ranks, per-round chosen ranks
+    (timings and davisinteractive's time-based AUC depend on the wall clock)."""
+    rounds = [{k: v for k, v in r.items() if not k.startswith("seconds_")} for r in s["rounds"]]
+    return {"auc": s["auc"], "curve": s["curve"], "final": s["final"], "samples": s["samples"], "rounds": rounds}
+
+
+def test_fanout_settings():
+    assert Fanout().serial and not Fanout(workers=2).serial and not Fanout(ray_address="auto").serial
+    assert Fanout.from_config(2, None, 0.5, "cpu").gpus_per_worker == 0.0
+    assert Fanout.from_config(2, None, 0.5, "cuda:0").gpus_per_worker == 0.5
+    with pytest.raises(ValueError, match="workers"):
+        Fanout(workers=0)
+
+
+@pytest.mark.slow
+def test_two_workers_equal_one_and_resume_after_the_driver_is_killed(tiny_davis, tmp_path):
+    had_ray = "ray" in sys.modules
+    _run(tiny_davis.root, tmp_path / "serial")
+    if not had_ray:
+        assert "ray" not in sys.modules, "workers=1 must not import Ray"
+    serial = _summary(tmp_path / "serial")
+    assert serial["num_samples"] == 6
+
+    # a 2-worker driver, killed (SIGKILL, with the local Ray processes it started) once a sample is stored
+    out = tmp_path / "fan"
+    cmd = [sys.executable, "eval_agent.py", "with", f"dataset={tiny_davis.root}", f"results_dir={out}", "rounds=3",
+           "progress=False", "device=cpu", "workers=2"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and proc.poll() is None and not list(out.glob("**/samples/*.json")):
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    stored = list(out.glob("**/samples/*.json"))
+    assert 1 <= len(stored) < 6, f"{len(stored)} samples stored before the kill"
+    assert not list(out.glob("**/summary.json"))
+    before = {p: p.stat().st_mtime_ns for p in stored}
+
+    # rerun with 2 workers: only the missing samples run; the summary is the serial one
+    _run(tiny_davis.root, out, workers=2)
+    assert {p: p.stat().st_mtime_ns for p in stored} == before, "stored samples were run again"
+    assert _comparable(_summary(out)) == _comparable(serial)

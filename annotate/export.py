@@ -1,18 +1,43 @@
 """Mask PNGs (DAVIS palette), overlays and the overlay video."""
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Iterable
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from core.io import atomic_write_bytes
-from datasets.synthetic import davis_palette, palette_png_bytes
 
-#: (256, 3) uint8 DAVIS colours; id k is drawn in PALETTE[k]
-PALETTE = np.asarray(davis_palette(), np.uint8).reshape(256, 3)
+
+def davis_palette() -> np.ndarray:
+    """(256, 3) uint8: the DAVIS (PASCAL VOC) palette, id k drawn in row k. The same table as
+    datasets.synthetic.davis_palette (tested equal), built here because importing the datasets package
+    loads davisinteractive (seconds), which the page's first frame request would wait for."""
+    pal = np.zeros((256, 3), np.uint8)
+    for i in range(256):
+        c, rgb = i, [0, 0, 0]
+        for j in range(8):
+            for ch in range(3):
+                rgb[ch] |= ((c >> ch) & 1) << (7 - j)
+            c >>= 3
+        pal[i] = rgb
+    return pal
+
+
+PALETTE = davis_palette()
+
+
+def palette_png_bytes(ids: np.ndarray) -> bytes:
+    """PNG bytes of ``ids`` ((H, W) uint8 object ids) as a palette image (pixel value = id)."""
+    im = Image.fromarray(np.ascontiguousarray(ids, dtype=np.uint8))
+    im.putpalette(PALETTE.reshape(-1).tolist())
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def write_palette_png(path: str | os.PathLike, ids: np.ndarray) -> Path:

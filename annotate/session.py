@@ -32,6 +32,7 @@ import numpy as np
 from agent.dqn import greedy_action, make_state
 from agent.selection import select_linspace, select_random, select_worst
 from annotate import store
+from annotate.export import overlay_frame, write_palette_png, write_video
 from annotate.scribbles import ScribbleError, round_scribbles
 from annotate.video import MAX_PIXELS, MAX_SIDE, Video, VideoError, load_video
 from core.device import resolve_device
@@ -361,14 +362,10 @@ class Session:
 
     def overlay(self, t: int, alpha: float = 0.5) -> np.ndarray:
         """(h, w, 3) uint8 RGB of frame ``t`` at the working size with its masks blended in (DAVIS colours)."""
-        from annotate.export import overlay_frame
-
         return overlay_frame(self.video.frames[t], None if self.masks is None else self.masks[t], alpha)
 
     def export_masks(self, out_dir: str | os.PathLike, full_size: bool = True) -> list[Path]:
         """One DAVIS-palette PNG per frame (``00000.png``...), at the source's size unless ``full_size=False``."""
-        from annotate.export import write_palette_png
-
         if self.masks is None:
             raise SessionError("no masks to export yet: run a round first")
         out = Path(out_dir)
@@ -377,8 +374,6 @@ class Session:
 
     def export_overlay(self, path: str | os.PathLike, fps: float | None = None) -> Path:
         """An mp4 (or .avi) of the frames with the masks overlaid, at the working size."""
-        from annotate.export import write_video
-
         if self.masks is None:
             raise SessionError("no masks to export yet: run a round first")
         return write_video(path, (self.overlay(t) for t in range(self.num_frames)), fps or self.video.fps or 24.0)

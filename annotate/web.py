@@ -4,7 +4,8 @@ Long work (opening a video, a round, undo, save, export) runs in one worker thre
 ``GET /api/status`` for its stage and progress, so the page never waits on a request that computes.
 One session at a time: this is a local, single-user tool (it binds to 127.0.0.1 by default).
 
-Routes: ``/`` the page; ``GET /api/status``; ``GET /api/frame/{t}.jpg?overlay=0|1``; ``PUT /api/upload?name=``
+Routes: ``/`` the page; ``GET /api/status``; ``GET /api/frame/{t}.jpg?overlay=0|1``;
+``GET /api/mask/{t}.png`` (DAVIS-palette ids at the video's size); ``PUT /api/upload?name=``
 (the raw file as the body); ``POST /api/open`` {path, objects, backend, method} (a video file, a folder of
 frames, or a workspace folder); ``POST /api/run`` {frame, strokes: [{path, object_id}]}; ``POST /api/undo``;
 ``POST /api/method`` {method}; ``POST /api/save`` {dir?}; ``POST /api/export`` {dir?}. Every error comes back
@@ -30,6 +31,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from annotate.export import palette_png_bytes
 from annotate.session import METHODS, Session
 from core.errors import InputError
 
@@ -206,6 +208,17 @@ def create_app(controller: Controller) -> Starlette:
     async def status(request: Request) -> Response:
         return JSONResponse(c.status())
 
+    def mask(request: Request) -> Response:
+        try:
+            s = c.require()
+            t = int(request.path_params["t"])
+            if not 0 <= t < s.num_frames:
+                raise InputError(f"frame {t} is outside the video (0..{s.num_frames - 1})")
+            data = palette_png_bytes(s.full_masks(t))
+        except (InputError, ValueError) as e:
+            return _error(e)
+        return Response(data, media_type="image/png")
+
     def frame(request: Request) -> Response:   # sync: Starlette runs it in its thread pool
         try:
             t = int(request.path_params["t"])
@@ -257,6 +270,7 @@ def create_app(controller: Controller) -> Starlette:
         Route("/", index),
         Route("/api/status", status),
         Route("/api/frame/{t:int}.jpg", frame),
+        Route("/api/mask/{t:int}.png", mask),
         Route("/api/upload", upload, methods=["PUT", "POST"]),
         Route("/api/open", action("open", _open), methods=["POST"]),
         Route("/api/run", action("round", _run), methods=["POST"]),

@@ -337,3 +337,10 @@ def test_command_line_writes_masks_quality_and_frame(folder, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "bad.json" in err and "object 7" in err and "1 round(s) before it are saved" in err
     assert Session.load(tmp_path / "out2" / "workspace").annotated == [0]
+
+
+def test_export_palette_is_the_davis_palette():
+    from annotate.export import PALETTE
+    from datasets.synthetic import davis_palette
+
+    assert PALETTE.reshape(-1).tolist() == davis_palette()

@@ -2,11 +2,64 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from datasets import davis_compat as dc
+from VOS._checkout import CHECKOUTS
 from VOS.base import RoundOutput, VOSBackend
+
+REPO = Path(__file__).resolve().parents[1]
+#: pinned, unmodified snapshots of the three networks' repositories beside the repository (CI runs in a
+#: fresh clone with a copy of shared/ next to it: <clone>/../shared/vos-checkouts)
+SHARED_CHECKOUTS = REPO.parent / "shared" / "vos-checkouts"
+#: a file every complete checkout holds
+CHECKOUT_MARKERS = {"atnet": "networks/atnet.py", "manet": "networks/IntVOS.py", "ipn": "interaction_net.py"}
+
+
+def checkout_path(backend: str) -> Path:
+    """The checkout the tests use for ``backend`` ('atnet', 'manet', 'ipn'): VOS/<Name> when it holds
+    one, else the shared snapshot ../shared/vos-checkouts/<Name>."""
+    name = CHECKOUTS[backend].name
+    own = REPO / "VOS" / name
+    return own if (own / CHECKOUT_MARKERS[backend]).is_file() else SHARED_CHECKOUTS / name
+
+
+def checkout_available(backend: str) -> bool:
+    """True when VOS/<Name> holds the checkout or the shared snapshots folder exists (then a missing or
+    incomplete snapshot fails the tests that need it instead of skipping them)."""
+    return (REPO / "VOS" / CHECKOUTS[backend].name / CHECKOUT_MARKERS[backend]).is_file() or SHARED_CHECKOUTS.is_dir()
+
+
+def checkout_marks(backend: str) -> list:
+    """The marks of a test that needs the checkout of ``backend``: ``checkout``, and a skip only when
+    no checkout can be had (neither VOS/<Name> nor ../shared/vos-checkouts)."""
+    info = CHECKOUTS[backend]
+    return [pytest.mark.checkout,
+            pytest.mark.skipif(not checkout_available(backend),
+                               reason=f"{info.name} checkout missing: {info.clone_command()} "
+                                      f"(or put the snapshots at {SHARED_CHECKOUTS})")]
+
+
+def needs_checkout(backend: str):
+    """Decorator applying :func:`checkout_marks`."""
+    def mark(test):
+        for m in checkout_marks(backend):
+            test = m(test)
+        return test
+
+    return mark
+
+
+def require_checkout_path(backend: str) -> Path:
+    """:func:`checkout_path`, failing (not skipping) when it does not hold the checkout."""
+    path = checkout_path(backend)
+    if not (path / CHECKOUT_MARKERS[backend]).is_file():
+        pytest.fail(f"{path} does not hold the {CHECKOUTS[backend].name} checkout "
+                    f"({CHECKOUT_MARKERS[backend]} missing)")
+    return path
 
 
 class ScribbleFillBackend(VOSBackend):
@@ -81,3 +134,24 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def parts_dying_once(marker: str, *args):
+    """The evaluation's parts, except that the first worker to run a round (when ``marker`` does
+    not exist yet) dies on the spot, as a crashed or killed machine would."""
+    import os
+    from pathlib import Path
+
+    from interaction.factory import build_eval_parts
+
+    backend, selector, quality_fn = build_eval_parts(*args)
+    interact = backend.interact
+
+    def dying(*a, **k):
+        if not os.path.exists(marker):
+            Path(marker).write_text(str(os.getpid()))
+            os._exit(1)
+        return interact(*a, **k)
+
+    backend.interact = dying
+    return backend, selector, quality_fn

@@ -74,7 +74,23 @@ def test_two_workers_equal_one_and_resume_after_the_driver_is_killed(tiny_davis,
     assert not list(out.glob("**/summary.json"))
     before = {p: p.stat().st_mtime_ns for p in stored}
 
-    # rerun with 2 workers: only the missing samples run; the summary is the serial one
-    _run(tiny_davis.root, out, workers=2)
+    # rerun with 2 workers, one of which dies in its first round: only the missing samples run, the
+    # dead worker's sample runs again, and the summary is the serial one
+    import functools
+
+    from datasets.layout import resolve
+    from interaction.evaluate import evaluate
+    from interaction.factory import build_eval_parts
+    from tests.helpers import parts_dying_once
+
+    spec = resolve(str(tiny_davis.root), "data")
+    args = ("classic", "cpu", "worst", "oracle", "weights/agent.pt", "weights/assess_net.pt")
+    backend, selector, _ = build_eval_parts(*args)
+    marker = tmp_path / "died"
+    (method_dir,) = out.glob("*/oracle/*/worst")
+    evaluate(spec, "val", backend, selector, method_dir, setting="oracle", rounds=3, seed=0, min_nb_nodes=4,
+             progress=False, fanout=Fanout(workers=2), build=functools.partial(parts_dying_once, str(marker), *args),
+             identity=json.loads((method_dir / "run.json").read_text()))
+    assert marker.exists(), "no worker died"
     assert {p: p.stat().st_mtime_ns for p in stored} == before, "stored samples were run again"
     assert _comparable(_summary(out)) == _comparable(serial)

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import cv2
 import pytest
 from PIL import Image
 
@@ -97,6 +98,10 @@ def test_page_scribble_run_masks_and_recommendation(server, tmp_path):
         try:
             page = ctx.new_page()
             page.goto(url)
+            page.fill("#path", str(clip / "missing.mp4"))      # bad input: the server's message in the page
+            page.click("#open")
+            page.wait_for_function("document.getElementById('msg').className === 'error'", timeout=10000)
+            assert "no such file" in page.inner_text("#msg")
             page.fill("#path", str(clip))
             page.fill("#objects", "2")
             page.click("#open")
@@ -155,6 +160,16 @@ def test_page_scribble_run_masks_and_recommendation(server, tmp_path):
 
             page.keyboard.press("u")
             page.wait_for_function("document.getElementById('rec').dataset.frame === ''", timeout=10000)
+
+            # upload: the clip as an mp4 file from the browser
+            mp4 = tmp_path / "upload.mp4"
+            writer = cv2.VideoWriter(str(mp4), cv2.VideoWriter_fourcc(*"mp4v"), 10, (W, H))
+            for f in clip_frames()[0][:5]:
+                writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+            writer.release()
+            page.set_input_files("#upload", str(mp4))
+            page.wait_for_function("document.getElementById('frame-count').textContent === '4'", timeout=15000)
+            assert "upload.mp4" in page.inner_text("#msg")
         finally:
             ctx.close()
     assert (tmp_path / "shots" / "app.png").stat().st_size > 10_000

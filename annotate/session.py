@@ -73,7 +73,8 @@ class Recommendation:
 @dataclass
 class Round:
     """One round. ``quality``: (T,) predicted J&F after it (None without QA weights), ``quality_objects`` (T, K).
-    masks/probs/backend_before are kept for the last ``undo_depth`` rounds only (older ones are replayed)."""
+    masks/backend_before are kept for the last ``undo_depth`` rounds, probs for the last two (an undo without
+    them replays the rounds)."""
 
     index: int
     frame: int
@@ -278,11 +279,14 @@ class Session:
     def _push(self, rnd: Round) -> None:
         self.rounds.append(rnd)
         self.masks, self.probs = rnd.masks, rnd.probs
-        # keep what undo needs for the last undo_depth rounds; older rounds are replayed if undone
+        # keep what undo needs for the last undo_depth rounds (probabilities, the largest arrays, for the
+        # last two only); a round undone without them is replayed
         for old in self.rounds[:-self.undo_depth - 1]:
             old.masks = old.probs = old.backend_before = None
         if len(self.rounds) > self.undo_depth:
             self.rounds[-self.undo_depth - 1].backend_before = None
+        for old in self.rounds[:-2]:
+            old.probs = None
 
     def recommend(self, method: str | None = None) -> Recommendation:
         """Recompute the recommendation after the last round with ``method`` (default: the session's); it

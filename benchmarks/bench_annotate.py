@@ -232,6 +232,10 @@ def main() -> None:
         for r, frame, seconds, timings, lat, jf, pearson, _ in rows:
             print(f"| {r} | {frame} | {seconds:.2f} | {timings['backend']:.2f} | {timings.get('quality', 0):.2f} | "
                   f"{jf:.3f} | {pearson:.3f} | {ms(lat['status'])} | {ms(lat['frame'])} |")
+        hwm = [ln.split()[1] for ln in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+               if ln.startswith("VmHWM")]
+        if hwm:
+            print(f"server peak memory (VmHWM): {int(hwm[0]) / 2**20:.2f} GB")
         if a.screenshot:
             print(screenshot(url, Path(a.screenshot), root / "profile"))
     finally:

@@ -226,6 +226,16 @@ def test_undo_restores_previous_round_exactly(folder, tmp_path):
     assert s.recommendation == r1 and s.annotated == [0]
     s.undo()
     assert s.masks is None and s.rounds == []
+    # deeper undo: snapshots for 3 rounds, probabilities for the last 2 (the third undo replays)
+    d = Session.open(folder, 2, weights_dir=tmp_path / "none", undo_depth=3)
+    results = []
+    for f in (0, 4, 6, 2):
+        d.add_scribbles(scribble(f))
+        results.append((d.masks.copy(), d.probs.copy()))
+    for masks, probs in results[-2::-1]:
+        d.undo()
+        np.testing.assert_array_equal(d.masks, masks)
+        np.testing.assert_array_equal(d.probs, probs)
     with pytest.raises(SessionError, match="nothing to undo"):
         s.undo()
 

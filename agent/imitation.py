@@ -76,6 +76,8 @@ class RankNet(nn.Module):
     def __init__(self, hidden: int = 64) -> None:
         super().__init__()
         self.norm = Normalise(F_V2)
+        # 1 = the feature is used, 0 = zeroed after normalisation (ablations); saved with the weights
+        self.register_buffer("keep", torch.ones(F_V2))
         self.enc = nn.Sequential(nn.Linear(F_V2, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
         self.lstm = nn.LSTM(hidden, hidden // 2, batch_first=True, bidirectional=True)
         self.head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
@@ -83,7 +85,7 @@ class RankNet(nn.Module):
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         if state.dim() != 3 or state.shape[-1] != F_V2:
             raise ValueError(f"state must be (N, T, {F_V2}), got {tuple(state.shape)}")
-        x = self.enc(self.norm(state))
+        x = self.enc(self.norm(state) * self.keep)
         h, _ = self.lstm(x)
         return self.head(torch.cat([x, h], dim=-1)).squeeze(-1)
 
@@ -151,13 +153,17 @@ def listwise_targets(gains: np.ndarray, tau: float = 0.5) -> np.ndarray:
 
 
 def train_ranker(decisions: Sequence[dict], *, epochs: int = 40, lr: float = 2e-3, seed: int = 0,
-                 hidden: int = 64, tau: float = 0.5) -> RankNet:
+                 hidden: int = 64, tau: float = 0.5, keep: Sequence[int] | None = None) -> RankNet:
     """Fit a :class:`RankNet` with the ListNet loss. Each decision: ``state`` (T, F_V2), ``candidates``
     (C,) frame indices, ``gains`` (C,) one-round look-ahead gains. One decision per step (videos differ
-    in length), decisions in a seeded random order each epoch."""
+    in length), decisions in a seeded random order each epoch. ``keep``: the state columns the net may
+    use (default all; the others are zeroed, for ablations)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = RankNet(hidden)
+    if keep is not None:
+        net.keep.zero_()
+        net.keep[list(keep)] = 1.0
     net.norm.fit(np.concatenate([d["state"] for d in decisions], axis=0))
     data = [(torch.as_tensor(np.asarray(d["state"], np.float32))[None], torch.as_tensor(np.asarray(d["candidates"])),
              torch.as_tensor(listwise_targets(d["gains"], tau), dtype=torch.float32)) for d in decisions]
@@ -223,15 +229,18 @@ class V2Selector:
     name = "ours"
     needs_quality = True
 
-    def __init__(self, net: RankNet, qa: FeatureQuality | None = None) -> None:
+    def __init__(self, net: RankNet, qa: FeatureQuality | None = None, tap: Any = None) -> None:
         self.net = net.eval()
         self.qa = qa
+        self.tap = tap      # agent.lookahead.BackendTap: the round's probabilities when ctx has none
         self._prev: np.ndarray | None = None
 
     def state(self, ctx: Any) -> np.ndarray:
         if ctx.quality is None:
             raise ValueError("the v2 agent needs per-frame quality but the context has none")
         probs = getattr(ctx, "probs", None)
+        if probs is None and self.tap is not None:
+            probs = self.tap.probs()
         if probs is not None:
             feats = object_features(probs, ctx.annotated, ctx.round)
         elif self.qa is not None and self.qa.last_features is not None:
@@ -247,3 +256,89 @@ class V2Selector:
         with torch.no_grad():
             scores = self.net(torch.as_tensor(s)[None])[0].numpy()
         return int(np.clip(int(np.argmax(scores)), 0, int(ctx.num_frames) - 1))
+
+
+# -- collecting the teacher's labels -------------------------------------------------------------
+class CollectSelector:
+    """Behaviour policy of the data collection (oracle setting, with a :class:`agent.lookahead.BackendTap`).
+
+    At every decision it records, without changing the episode: the round's object features, the
+    true per-object J&F of the masks (for the feature QA model), counts, annotated frames, and the
+    one-round look-ahead gains of ``n_random`` random frames plus the ``n_worst`` lowest-J&F frames
+    not yet annotated (the teacher's labels for the ranker). It then picks the next frame with the
+    mixture ``mix`` = (teacher's best candidate, random, worst by ground truth, linspace), so that the
+    data hold maps from several rules and rounds. ``decisions`` collects the records (dicts).
+    """
+
+    name = "collect"
+    needs_quality = False
+
+    def __init__(self, tap: Any, n_random: int = 6, n_worst: int = 2,
+                 mix: tuple[float, float, float, float] = (0.4, 0.2, 0.2, 0.2)) -> None:
+        self.tap = tap
+        self.n_random, self.n_worst = int(n_random), int(n_worst)
+        self.mix = np.asarray(mix, dtype=np.float64) / np.sum(mix)
+        self.decisions: list[dict] = []
+
+    def __call__(self, ctx: Any) -> int:
+        from agent.lookahead import object_weighted
+        from agent.selection import select_linspace, select_worst
+        from datasets import davis_compat as dc
+
+        look = getattr(ctx, "look_ahead", None) or self.tap.look_ahead()
+        T = int(ctx.num_frames)
+        probs = self.tap.probs()
+        feats = object_features(probs, ctx.annotated, ctx.round)
+        gt, pred = look.gt[look.start:look.stop], look.pred[look.start:look.stop].astype(np.int64)
+        j = dc.batched_jaccard(gt, pred, average_over_objects=False, nb_objects=look.K)
+        f = dc.batched_f_measure(gt, pred, average_over_objects=False, nb_objects=look.K)
+        jf_obj = 0.5 * (np.asarray(j) + np.asarray(f))
+        now, _ = object_weighted(gt, pred, look.K)
+        rng = ctx.rng
+        done = set(int(a) for a in ctx.annotated)
+        order = sorted(range(T), key=lambda t: (float(ctx.gt_quality[t]), t))
+        worst = [t for t in order if t not in done][: self.n_worst]
+        others = [t for t in range(T) if t not in worst]
+        rand = list(rng.choice(others, size=min(self.n_random, len(others)), replace=False))
+        cands = np.array(sorted(set(int(c) for c in worst + rand)))
+        gains = look.try_frames(cands) - now
+        self.decisions.append({"sequence": getattr(self.tap, "sequence", None), "round": int(ctx.round),
+                               "obj_feats": feats, "jf_obj": jf_obj.astype(np.float32),
+                               "gt_quality": np.asarray(ctx.gt_quality, np.float32),
+                               "counts": np.asarray(ctx.counts), "annotated": list(ctx.annotated),
+                               "candidates": cands, "gains": gains.astype(np.float32), "jf": now})
+        pick = rng.choice(4, p=self.mix)
+        if pick == 0:
+            return int(cands[int(np.argmax(gains))])
+        if pick == 1:
+            return int(rng.integers(0, T))
+        if pick == 2:
+            return select_worst(ctx.gt_quality, ctx.annotated)
+        return select_linspace(T, ctx.first_frame, ctx.annotated)
+
+
+def ranker_decisions(collected: Sequence[Sequence[dict]], qa: FeatureQuality | None = None) -> list[dict]:
+    """Training decisions for :func:`train_ranker` from collected episodes (one list of
+    :class:`CollectSelector` records per sample, in round order). The quality in the state is the
+    ground truth (``qa`` None: the oracle agent) or the feature QA model's prediction averaged over
+    objects (the wild agent); the previous round's quality is the same quantity one decision earlier."""
+    out = []
+    for episode in collected:
+        prev = None
+        for d in episode:
+            q = d["gt_quality"].astype(np.float64) if qa is None else qa.predict(d["obj_feats"]).mean(axis=1)
+            state = agent_state_v2(q, prev if d["round"] > 1 else None, d["counts"], d["obj_feats"], d["round"])
+            out.append({"state": state, "candidates": d["candidates"], "gains": d["gains"]})
+            prev = q
+    return out
+
+
+def qa_training_set(collected: Sequence[Sequence[dict]]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 4 F_OBJ) inputs and (N,) true per-object J&F from collected episodes."""
+    xs, ys = [], []
+    for episode in collected:
+        for d in episode:
+            x = qa_inputs(d["obj_feats"])
+            xs.append(x.reshape(-1, x.shape[-1]))
+            ys.append(np.asarray(d["jf_obj"]).reshape(-1))
+    return np.concatenate(xs), np.concatenate(ys)

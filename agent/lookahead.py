@@ -151,3 +151,67 @@ def exhaustive_best(look: LookAhead, candidates: Sequence[int], horizon: int) ->
         if n.value > best[1] + 1e-12 or (abs(n.value - best[1]) <= 1e-12 and n.path < best[0]):
             best = (n.path, n.value)
     return best
+
+
+class BackendTap:
+    """A backend wrapper that remembers the last round's output outside look-ahead trials, so that a
+    selector can see the round's probabilities and rebuild the oracle look-ahead without the loop
+    handing them over. Pass the tap to the loop in place of the backend; everything else is the
+    wrapped backend's (``annotated``, ``get_state``, ...).
+
+    ``gt_of(sequence) -> (T, H, W) int64`` gives the ground truth for :meth:`look_ahead` (oracle only);
+    ``robot`` is the benchmark's robot (``datasets.davis_compat.robot_for``, as the loop's).
+    Runs without a frame window only (the masks of the tap are the whole video's).
+    """
+
+    def __init__(self, backend, gt_of=None, robot=None) -> None:
+        self.inner = backend
+        self.gt_of = gt_of
+        self.robot = robot
+        self.sequence: str | None = None
+        self.last = None
+        self._depth = 0
+        self._gt: tuple[str, np.ndarray] | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def start(self, frames: np.ndarray, num_objects: int, sequence: str | None = None) -> None:
+        self.inner.start(frames, num_objects, sequence=sequence)
+        self.sequence, self.last = sequence, None
+
+    def interact(self, frame: int, scribbles: dict):
+        out = self.inner.interact(frame, scribbles)
+        if self._depth == 0:
+            self.last = out
+        return out
+
+    def trial(self):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def block():
+            self._depth += 1
+            try:
+                with self.inner.trial():
+                    yield
+            finally:
+                self._depth -= 1
+        return block()
+
+    def probs(self) -> np.ndarray:
+        if self.last is None:
+            raise RuntimeError("no round has run on this backend yet")
+        return self.last.probs
+
+    def look_ahead(self) -> LookAhead:
+        """The oracle look-ahead of the present round (needs ``gt_of`` and ``robot``)."""
+        if self.gt_of is None or self.robot is None or self.last is None:
+            raise RuntimeError("the tap needs gt_of, robot and a finished round for the look-ahead")
+        if self._gt is None or self._gt[0] != self.sequence:
+            self._gt = (self.sequence, np.asarray(self.gt_of(self.sequence), dtype=np.int64))
+        gt = self._gt[1]
+        if len(gt) != len(self.last.masks):
+            raise RuntimeError("BackendTap.look_ahead runs without a frame window only")
+        return LookAhead(self.inner, self.robot, self.sequence, self.last.masks.astype(np.int64), gt,
+                         self.inner.num_objects)

@@ -52,3 +52,16 @@ class AgentSelector:
                         int(np.clip(frame, 0, T - 1)))
             self.clamped.append((T, frame))
         return int(np.clip(frame, 0, T - 1))
+
+
+def selector_from_weights(path: str | Path, device: torch.device | str = "cpu", *, qa: Any = None, tap: Any = None):
+    """``method=ours`` from a weights file: the published layout (``weights/agent.pt``: QNet over the
+    (T, 2) state, loaded strictly) gives :class:`AgentSelector`; an ``agent-v2`` checkpoint
+    (``agent.imitation``) gives the v2 ranker's :class:`agent.imitation.V2Selector` (``qa``: the wild
+    :class:`agent.imitation.FeatureQuality`; ``tap``: an :class:`agent.lookahead.BackendTap` that
+    supplies the round's probabilities)."""
+    from agent.imitation import V2Selector, checkpoint_kind, load_checkpoint
+
+    if checkpoint_kind(path) == "agent-v2":
+        return V2Selector(load_checkpoint(path, "agent-v2", device), qa=qa, tap=tap)
+    return AgentSelector.from_weights(path, device)

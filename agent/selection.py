@@ -150,11 +150,14 @@ class BeamSelector:
     grid: int = 4
     worst: int = 2
     rounds: int = 8
+    tap: object = None   # agent.lookahead.BackendTap, when the loop does not provide ctx.look_ahead
 
     def __call__(self, ctx) -> int:
         from agent.lookahead import beam_search
 
         look = getattr(ctx, "look_ahead", None)
+        if look is None and self.tap is not None and ctx.try_frames is not None:
+            look = self.tap.look_ahead()
         if look is None:
             raise RuntimeError("beam needs the oracle look-ahead (setting=oracle)")
         horizon = max(1, min(self.horizon, self.rounds - int(ctx.round)))

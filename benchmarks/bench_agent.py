@@ -61,7 +61,20 @@ def _sd(x: np.ndarray) -> float:
 
 
 def main() -> None:
+    args = sys.argv[1:]
+    if "--agent" in args and args[args.index("--agent") + 1: args.index("--agent") + 2] == ["v2"]:
+        i = args.index("--agent")
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_agent_v2 import main as main_v2
+
+        return main_v2(args[:i] + args[i + 2:])
+    return main_dqn()
+
+
+def main_dqn() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--agent", default="dqn", choices=["dqn", "v2"], help="dqn: the published MDP and DQN "
+                    "(this function); v2: the imitation agent (benchmarks/bench_agent_v2.py)")
     ap.add_argument("--data-dir", default="data", help="holds synthetic/ (generated under --work if missing)")
     ap.add_argument("--dataset", default="synthetic")
     ap.add_argument("--vos", default="classic")

@@ -131,3 +131,15 @@ def test_v2_selector_reads_the_context():
     with torch.no_grad():
         expected = int(np.argmax(net(torch.as_tensor(s)[None])[0].numpy()))
     assert sel(Ctx()) == expected
+
+
+def test_ours_from_weights_keeps_the_published_layout(tmp_path):
+    from agent.qnet import QNet
+    from agent.recommender import AgentSelector, selector_from_weights
+
+    published = {f"module.{k}": v for k, v in QNet().state_dict().items()}   # the published file's layout
+    torch.save(published, tmp_path / "agent.pt")
+    sel = selector_from_weights(tmp_path / "agent.pt")
+    assert isinstance(sel, AgentSelector)
+    save_checkpoint(RankNet(), tmp_path / "v2.pt")
+    assert isinstance(selector_from_weights(tmp_path / "v2.pt"), V2Selector)

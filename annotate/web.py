@@ -52,11 +52,13 @@ class Job:
     result: Any = None
     started: float = field(default_factory=time.time)
     ended: float | None = None
+    expected: float | None = None    # seconds the job should take (the last round's), for the progress bar
 
     def to_json(self) -> dict:
         return {"id": self.id, "kind": self.kind, "state": self.state, "stage": self.stage,
                 "fraction": round(self.fraction, 3), "message": self.message, "result": self.result,
-                "elapsed": round((self.ended or time.time()) - self.started, 3)}
+                "elapsed": round((self.ended or time.time()) - self.started, 3),
+                "expected": None if self.expected is None else round(self.expected, 3)}
 
 
 class Controller:
@@ -125,6 +127,8 @@ class Controller:
 
     def run_round(self, job: Job, frame: int, strokes: list) -> dict:
         s = self.require()
+        if s.rounds:
+            job.expected = sum(s.rounds[-1].timings.values())
 
         def progress(stage: str, frac: float) -> None:
             job.stage, job.fraction = stage, frac

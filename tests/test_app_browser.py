@@ -158,8 +158,20 @@ def test_page_scribble_run_masks_and_recommendation(server, tmp_path):
             page.keyboard.press("ArrowRight")
             assert page.inner_text("#frame-no") == "1"
 
+            page.click("#save")
+            page.wait_for_function("document.getElementById('msg').textContent.includes('workspace saved')",
+                                   timeout=10000)
+            page.click("#export")
+            page.wait_for_function("document.getElementById('msg').textContent.includes('written to')", timeout=15000)
+            out = tmp_path / "out" / "clip"
+            assert len(list((out / "masks").glob("*.png"))) == T and (out / "overlay.mp4").is_file()
+
             page.keyboard.press("u")
             page.wait_for_function("document.getElementById('rec').dataset.frame === ''", timeout=10000)
+            # reopening the saved workspace brings the round back
+            page.fill("#path", str(tmp_path / "ws" / "clip"))
+            page.click("#open")
+            page.wait_for_function(f"document.getElementById('rec').dataset.frame === '{rec}'", timeout=15000)
 
             # upload: the clip as an mp4 file from the browser
             mp4 = tmp_path / "upload.mp4"

@@ -65,8 +65,11 @@ function showJob(job) {
   if (!job) { p.hidden = true; return; }
   if (job.state === "running") {
     p.hidden = false;
-    $("bar").style.width = `${Math.round(100 * Math.max(0.05, job.fraction))}%`;
-    $("stage").textContent = `${job.kind}: ${job.stage} (${job.elapsed.toFixed(1)} s)`;
+    // rounds report their stage; within the backend's step the last round's time gives the estimate
+    const est = job.expected ? Math.min(0.95, job.elapsed / job.expected) : 0;
+    $("bar").style.width = `${Math.round(100 * Math.max(0.05, job.fraction, est))}%`;
+    const left = job.expected ? `, about ${Math.max(0, job.expected - job.elapsed).toFixed(0)} s left` : "";
+    $("stage").textContent = `${job.kind}: ${job.stage} (${job.elapsed.toFixed(1)} s${left})`;
     return;
   }
   p.hidden = true;

@@ -36,6 +36,9 @@ def config():
     sequences = None         # optional list of sequence names (default: the whole split)
     vos_options = {}         # passed to the backend
     progress = True
+    workers = 1              # samples in parallel: 1 = this process (no Ray); N = N Ray workers (README, "Scale")
+    ray_address = None       # join a running Ray cluster ("auto" or host:port) instead of starting one
+    gpus_per_worker = 1.0    # share of a GPU per worker when the device is CUDA
 
 
 @ex.named_config
@@ -50,9 +53,13 @@ def paper():
 
 @ex.main
 def main(vos, dataset, split, rounds, method, setting, scribbles, seed, device, data_dir, out_dir, min_nb_nodes,
-         sequences, vos_options, progress):
+         sequences, vos_options, progress, workers, ray_address, gpus_per_worker):
+    import functools
+
     from core.device import resolve_device
     from datasets.layout import check_files, resolve
+    from interaction.factory import build_episode_parts
+    from interaction.parallel import Fanout
     from interaction.qa_runs import generate_qa_data
     from VOS.registry import build_backend, canonical
 
@@ -64,9 +71,12 @@ def main(vos, dataset, split, rounds, method, setting, scribbles, seed, device, 
     if not seqs:
         raise ValueError(f"split '{split}' of {spec.root} has no sequences")
     check_files(spec, seqs)
-    backend = build_backend(canonical(vos), resolve_device(device), **dict(vos_options))
+    dev = resolve_device(device)
+    backend = build_backend(canonical(vos), dev, **dict(vos_options))
+    build = functools.partial(build_episode_parts, canonical(vos), str(dev), "worst", dict(vos_options))
     index = generate_qa_data(spec, split, backend, out_dir, rounds=rounds, scribbles=[int(s) for s in scribbles],
-                             sequences=sequences, min_nb_nodes=min_nb_nodes, seed=seed, progress=progress)
+                             sequences=sequences, min_nb_nodes=min_nb_nodes, seed=seed, progress=progress,
+                             fanout=Fanout.from_config(workers, ray_address, gpus_per_worker, dev), build=build)
     usable = int((index["both_empty"].astype(int) == 0).sum()) if len(index) else 0
     print(f"{out_dir}/index.csv: {len(index)} maps ({usable} usable for training) "
           f"from {index['sequence'].nunique() if len(index) else 0} sequences")

@@ -33,6 +33,9 @@ def config():
     vos_options = {}         # passed to the backend
     threads = 1              # torch CPU threads
     progress = True
+    workers = 1              # samples in parallel: 1 = this process (no Ray); N = N Ray workers (README, "Scale")
+    ray_address = None       # join a running Ray cluster ("auto" or host:port) instead of starting one
+    gpus_per_worker = 1.0    # share of a GPU per worker when the device is CUDA
 
 
 @ex.named_config
@@ -49,7 +52,8 @@ def paper():
 
 @ex.main
 def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, train_dir, min_nb_nodes, sequences,
-         vos_options, threads, progress):
+         vos_options, threads, progress, workers, ray_address, gpus_per_worker):
+    import functools
     from pathlib import Path
 
     import torch
@@ -57,6 +61,8 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     from agent.training import check_identity
     from core.device import resolve_device
     from interaction.evaluate import checked_samples
+    from interaction.factory import build_episode_parts
+    from interaction.parallel import Fanout
     from interaction.training_runs import collect_episodes
     from VOS.registry import build_backend, canonical
 
@@ -67,9 +73,12 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     check_identity(out, dict(vos=canonical(vos), vos_options=dict(vos_options), dataset=spec.name, split=split,
                              rounds=rounds, window=window, seed=seed, min_nb_nodes=min_nb_nodes,
                              sequences=list(sequences) if sequences else None))
-    backend = build_backend(canonical(vos), resolve_device(device), **dict(vos_options))
+    dev = resolve_device(device)
+    backend = build_backend(canonical(vos), dev, **dict(vos_options))
+    build = functools.partial(build_episode_parts, canonical(vos), str(dev), "random", dict(vos_options))
     df = collect_episodes(spec, split, samples, backend, out, epochs=epochs, rounds=rounds, window=window,
-                          min_nb_nodes=min_nb_nodes, seed=seed, progress=progress)
+                          min_nb_nodes=min_nb_nodes, seed=seed, progress=progress,
+                          fanout=Fanout.from_config(workers, ray_address, gpus_per_worker, dev), build=build)
     print(f"{out}: {len(df)} transitions from {len(samples)} samples x {epochs} epochs")
     return len(df)
 

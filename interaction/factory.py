@@ -85,3 +85,13 @@ def build_eval_parts(vos: str, device: str, method: str, setting: str, agent_wei
                                  record=qa_record or selector.needs_quality)
     backend = build_backend(canonical(vos), dev, **dict(vos_options or {}))
     return backend, selector, quality_fn
+
+
+def build_episode_parts(vos: str, device: str, method: str, vos_options: dict | None = None):
+    """(backend, selector, None) for the training runs' oracle episodes (``random`` for the rewards,
+    ``worst`` for the QA data), from plain picklable settings (each Ray worker builds its own)."""
+    from core.device import resolve_device
+    from VOS.registry import build_backend, canonical
+
+    backend = build_backend(canonical(vos), resolve_device(device), **dict(vos_options or {}))
+    return backend, build_selector(method, setting="oracle"), None

@@ -74,17 +74,30 @@ class QADataWriter:
                                       "image": f"JPEGImages/{RESOLUTION}/{seq}/{frame:05d}.jpg", "prob": rel})
 
     def on_sample(self, sample, report=None) -> None:
-        rows = pd.DataFrame(self._pending, columns=COLUMNS)
-        self._pending = []
-        self._text += rows.to_csv(index=False, header=False, float_format="%.6f")
+        self.add_rows(self.take())
+
+    def take(self) -> list[dict[str, Any]]:
+        """The index rows of the maps saved since the last call (a Ray worker hands them to the driver)."""
+        rows, self._pending = self._pending, []
+        return rows
+
+    def add_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Append one finished sample's rows to the index (atomically)."""
+        self._text += pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False, header=False, float_format="%.6f")
         atomic_write_text(self.out / INDEX_FILE, self._text)
 
 
 def generate_qa_data(spec: DatasetSpec, split: str, backend, out_dir: str | os.PathLike, *, rounds: int = 5,
                      scribbles: Sequence[int] = (1,), sequences: Sequence[str] | None = None,
-                     min_nb_nodes: int = 4, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+                     min_nb_nodes: int = 4, seed: int = 0, progress: bool = True, fanout=None,
+                     build=None) -> pd.DataFrame:
     """Run oracle-``worst`` for ``rounds`` rounds on every (sequence of ``split``, scribble index in
-    ``scribbles``) not yet in ``{out_dir}/index.csv`` and save their probability maps. Returns the index."""
+    ``scribbles``) not yet in ``{out_dir}/index.csv`` and save their probability maps. Returns the index.
+
+    ``fanout`` with several workers (:class:`interaction.parallel.Fanout`): the samples run on Ray
+    workers whose parts ``build()`` makes (``interaction.factory.build_episode_parts``); each worker
+    writes its maps under ``out_dir`` (on a cluster, a folder every node sees) and the driver appends
+    the index rows in the serial order."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"dataset": spec.name, "dataset_root": str(Path(spec.root).resolve()), "split": split,
@@ -106,7 +119,17 @@ def generate_qa_data(spec: DatasetSpec, split: str, backend, out_dir: str | os.P
     samples = [(q, s) for q in seqs for s in scribbles if s <= spec.sequences[q]["num_scribbles"]
                and (q, s) not in done]
     log.info("QA data: %d samples to run (%d already in %s)", len(samples), len(done), out / INDEX_FILE)
-    if samples:
+    if samples and fanout is not None and not fanout.serial:
+        import functools
+
+        from interaction.parallel import EpisodeSettings, Job, run_jobs
+
+        writer = QADataWriter(spec, out)
+        run_jobs([Job(q, int(s), int(seed)) for q, s in samples],
+                 EpisodeSettings(spec, split, rounds, min_nb_nodes=min_nb_nodes),
+                 lambda _job, _rec, _report, rows: writer.add_rows(rows), fanout, build=build,
+                 collect=functools.partial(QADataWriter, spec, out), ordered=True, progress=progress, desc="QA data")
+    elif samples:
         writer = QADataWriter(spec, out)
         run_episodes(spec, samples, split, backend, WorstSelector(), rounds, setting="oracle",
                      min_nb_nodes=min_nb_nodes, seed=seed, on_round=writer.on_round, on_sample=writer.on_sample,

@@ -51,11 +51,15 @@ log = logging.getLogger(__name__)
 
 def collect_episodes(spec, split: str, samples: Sequence[tuple[str, int]], backend, out_csv: str | Path, *,
                      epochs: int, rounds: int, window: int, min_nb_nodes: int, seed: int,
-                     stats: RewardStats | None = None, progress: bool = True) -> pd.DataFrame:
+                     stats: RewardStats | None = None, progress: bool = True, fanout=None,
+                     build=None) -> pd.DataFrame:
     """Random-policy episodes over ``samples`` for ``epochs`` epochs, appended to ``out_csv``.
 
     ``stats`` given: each transition gets its goal reward (pretrain.csv); else reward_done = 0
-    (reward.csv). Returns all records of the file."""
+    (reward.csv). Returns all records of the file. ``fanout`` with several workers (an
+    :class:`interaction.parallel.Fanout`): every missing (epoch, sample) episode runs on Ray workers
+    whose backend ``build()`` makes (e.g. ``interaction.factory.build_episode_parts``); rows are
+    appended in the serial order, so the file is the one a single process writes."""
     out_csv = Path(out_csv)
     per_episode = rounds - 1
     if per_episode < 1:
@@ -69,6 +73,15 @@ def collect_episodes(spec, split: str, samples: Sequence[tuple[str, int]], backe
     def save(rec, _report) -> None:
         append_rows(out_csv, episode_rows(rec, goal))
 
+    if fanout is not None and not fanout.serial:
+        from interaction.parallel import EpisodeSettings, Job, run_jobs
+
+        jobs = [Job(s, int(i), epoch_seed(seed, epoch)) for epoch in range(epochs)
+                for s, i in epoch_order(samples, seed, epoch) if done[(s, int(i))] <= epoch]
+        run_jobs(jobs, EpisodeSettings(spec, split, rounds, min_nb_nodes=min_nb_nodes, window=window),
+                 lambda _job, rec, report, _extra: save(rec, report), fanout, build=build, ordered=True,
+                 progress=progress, desc=f"{out_csv.stem} ({epochs} epochs)")
+        return read_records(out_csv)
     for epoch in range(epochs):
         todo = [s for s in epoch_order(samples, seed, epoch) if done[(s[0], int(s[1]))] <= epoch]
         if not todo:

@@ -19,13 +19,12 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import two_bars_clip
-from VOS._checkout import VOS_DIR, CheckoutMissing, WeightsMissing
+from tests.helpers import checkout_path, needs_checkout, require_checkout_path, two_bars_clip
+from VOS._checkout import CheckoutMissing, WeightsMissing
 from VOS._correlation import Correlation, correlation
 
-ATNET = VOS_DIR / "ATNet"
-needs_atnet = pytest.mark.skipif(not (ATNET / "networks" / "atnet.py").is_file(),
-                                 reason="ATNet checkout missing: git clone https://github.com/yuk6heo/IVOS-ATNet VOS/ATNet")
+ATNET = checkout_path("atnet")          # VOS/ATNet, else ../shared/vos-checkouts/ATNet
+needs_atnet = needs_checkout("atnet")
 T, H, W, K = 6, 64, 96, 2
 FIRST, SECOND = 2, 4
 
@@ -93,8 +92,7 @@ def tiny_sequence() -> tuple[np.ndarray, np.ndarray]:
 def checkpoint(tmp_path_factory):
     """Random ATnet weights saved as ATNet-checkpoint.pth is laid out (plain state dict); built
     with ImageNet downloads made impossible."""
-    if not (ATNET / "networks" / "atnet.py").is_file():
-        pytest.skip("ATNet checkout missing: git clone https://github.com/yuk6heo/IVOS-ATNet VOS/ATNet")
+    require_checkout_path("atnet")
     import torch.hub
     import torch.utils.model_zoo as zoo
 
@@ -107,7 +105,7 @@ def checkpoint(tmp_path_factory):
     zoo.load_url = torch.hub.load_state_dict_from_url = refuse
     try:
         torch.manual_seed(0)
-        net = build_network(load_atnet_checkout())
+        net = build_network(load_atnet_checkout(ATNET))
     finally:
         zoo.load_url, torch.hub.load_state_dict_from_url = saved
     path = tmp_path_factory.mktemp("atnet") / "ATNet-checkpoint.pth"
@@ -124,7 +122,7 @@ def run(checkpoint):
 
     frames, gt = tiny_sequence()
     robot = dc.robot_for(2)
-    backend = ATNetBackend("cpu", weights=checkpoint)
+    backend = ATNetBackend("cpu", checkout=ATNET, weights=checkpoint)
     backend.start(frames, K)
     scr1 = robot.interact("tiny", np.zeros((T, H, W), np.int64), gt.astype(np.int64), nb_objects=K, frame=FIRST)
     out1 = backend.interact(FIRST, scr1)
@@ -259,5 +257,5 @@ def test_missing_weights_names_the_path(tmp_path):
     from VOS.atnet import ATNetBackend
 
     with pytest.raises(WeightsMissing, match="see README, 'VOS networks'") as err:
-        ATNetBackend("cpu", weights=tmp_path / "nope.pth")
+        ATNetBackend("cpu", checkout=ATNET, weights=tmp_path / "nope.pth")
     assert str(tmp_path / "nope.pth") in str(err.value)

@@ -21,13 +21,12 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import torch_threads, two_bars_clip
-from VOS._checkout import VOS_DIR, CheckoutMissing, WeightsMissing
+from tests.helpers import checkout_path, needs_checkout, require_checkout_path, torch_threads, two_bars_clip
+from VOS._checkout import CheckoutMissing, WeightsMissing
 
-IPN = VOS_DIR / "IPN"
+IPN = checkout_path("ipn")              # VOS/IPN, else ../shared/vos-checkouts/IPN
 CLONE = "git clone https://github.com/zyy-cn/IPN VOS/IPN"
-needs_ipn = pytest.mark.skipif(not (IPN / "interaction_net.py").is_file(), reason=f"IPN checkout missing: {CLONE}")
-pytestmark = pytest.mark.checkout
+needs_ipn = needs_checkout("ipn")
 T, H, W, K = 6, 64, 96, 2
 FIRST, SECOND = 2, 4
 
@@ -64,15 +63,14 @@ def test_missing_weights_names_the_path(tmp_path):
     from VOS.ipn import IPNBackend
 
     with pytest.raises(WeightsMissing, match="I.pth"):
-        IPNBackend("cpu", weights_i=tmp_path / "I.pth")
+        IPNBackend("cpu", checkout=IPN, weights_i=tmp_path / "I.pth")
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     """Random Inet/Pnet weights saved with the ``module.`` prefix of the published files, built
     with TORCH_HOME pointing at an empty directory that must stay empty (no ImageNet download)."""
-    if not (IPN / "interaction_net.py").is_file():
-        pytest.skip(f"IPN checkout missing: {CLONE}")
+    require_checkout_path("ipn")
     from VOS._checkout import checkout_context
     from VOS.ipn import load_ipn_checkout
 
@@ -106,7 +104,7 @@ def run(weights):
     paths, _ = weights
     frames, gt = tiny_sequence()
     robot = dc.robot_for(4)
-    backend = IPNBackend("cpu", weights_i=paths["I"], weights_p=paths["P"])
+    backend = IPNBackend("cpu", checkout=IPN, weights_i=paths["I"], weights_p=paths["P"])
     backend.start(frames, K)
     scr1 = robot.interact("tiny", np.zeros((T, H, W), np.int64), gt.astype(np.int64), nb_objects=K, frame=FIRST)
     out1 = backend.interact(FIRST, scr1)
@@ -132,7 +130,6 @@ def test_outputs_have_the_interface_shapes_and_ranges(run):
         assert {"interaction", "propagation", "total"} <= set(out.timings)
 
 
-@needs_ipn
 def test_soft_aggregation_by_hand():
     from VOS.ipn import soft_aggregate
 

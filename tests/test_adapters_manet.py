@@ -21,14 +21,12 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import torch_threads, two_bars_clip
-from VOS._checkout import VOS_DIR, CheckoutMissing, WeightsMissing
+from tests.helpers import checkout_path, needs_checkout, require_checkout_path, torch_threads, two_bars_clip
+from VOS._checkout import CheckoutMissing, WeightsMissing
 
-MANET = VOS_DIR / "MANet"
+MANET = checkout_path("manet")          # VOS/MANet, else ../shared/vos-checkouts/MANet
 CLONE = "git clone https://github.com/lightas/CVPR2020_MANet VOS/MANet"
-needs_manet = pytest.mark.skipif(not (MANET / "networks" / "IntVOS.py").is_file(),
-                                 reason=f"MANet checkout missing: {CLONE}")
-pytestmark = pytest.mark.checkout
+needs_manet = needs_checkout("manet")
 T, H, W, K = 6, 64, 96, 2
 FIRST, SECOND, THIRD = 2, 4, 0
 
@@ -86,14 +84,13 @@ def test_missing_weights_names_the_path(tmp_path):
     from VOS.manet import MANetBackend
 
     with pytest.raises(WeightsMissing, match="save_step_80000.pth"):
-        MANetBackend("cpu", weights=tmp_path / "save_step_80000.pth")
+        MANetBackend("cpu", checkout=MANET, weights=tmp_path / "save_step_80000.pth")
 
 
 # -- the network ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    if not (MANET / "networks" / "IntVOS.py").is_file():
-        pytest.skip(f"MANet checkout missing: {CLONE}")
+    require_checkout_path("manet")
     from VOS._checkout import checkout_context
     from VOS.manet import load_manet_checkout
 
@@ -128,7 +125,7 @@ def run(checkpoint):
     from VOS.manet import MANetBackend
 
     frames, gt = tiny_sequence()
-    backend = MANetBackend("cpu", weights=checkpoint, size=(H, W))
+    backend = MANetBackend("cpu", checkout=MANET, weights=checkpoint, size=(H, W))
     outs, scribbles = robot_rounds(backend, frames, gt)
     return dict(backend=backend, frames=frames, gt=gt, outs=outs, scribbles=scribbles)
 

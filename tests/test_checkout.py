@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers import checkout_path, needs_checkout
 from VOS import __main__ as vos_main
 from VOS._checkout import (
-    VOS_DIR,
     CheckoutMissing,
     WeightsMissing,
     checkout_context,
@@ -23,12 +23,10 @@ from VOS._checkout import (
     require_weights,
 )
 
-ATNET = VOS_DIR / "ATNet"
-MANET = VOS_DIR / "MANet"
-needs_atnet = pytest.mark.skipif(not (ATNET / "networks" / "atnet.py").is_file(),
-                                 reason="ATNet checkout missing: git clone https://github.com/yuk6heo/IVOS-ATNet VOS/ATNet")
-needs_manet = pytest.mark.skipif(not (MANET / "networks" / "IntVOS.py").is_file(),
-                                 reason="MANet checkout missing: git clone https://github.com/lightas/CVPR2020_MANet VOS/MANet")
+ATNET = checkout_path("atnet")          # VOS/<Name>, else ../shared/vos-checkouts/<Name>
+MANET = checkout_path("manet")
+needs_atnet = needs_checkout("atnet")
+needs_manet = needs_checkout("manet")
 
 
 def _fake_checkout(root: Path) -> Path:
@@ -134,7 +132,7 @@ def test_check_reports_fixes(tmp_path, capsys):
 def test_atnet_modules_do_not_leak(sentinels):
     from VOS.atnet import load_atnet_checkout
 
-    handle = load_atnet_checkout()
+    handle = load_atnet_checkout(ATNET)
     assert sys.modules["networks"] is sentinels["networks"]
     assert not any(n.startswith(("networks.", "libs")) for n in sys.modules)
     assert Path(handle["networks.atnet"].__file__).resolve().is_relative_to(ATNET.resolve())
@@ -150,15 +148,11 @@ def test_atnet_modules_do_not_leak(sentinels):
 @needs_manet
 def test_atnet_and_manet_in_one_process():
     from VOS.atnet import load_atnet_checkout
+    from VOS.manet import load_manet_checkout
 
-    a = load_atnet_checkout()
-    try:
-        from VOS.manet import load_manet_checkout
-        m = load_manet_checkout(MANET)
-        name = "networks.IntVOS"
-    except ImportError:   # adapter not there: the raw loader still has to cope
-        m = load_checkout(MANET, ["networks.deeplab"])
-        name = "networks.deeplab"
+    a = load_atnet_checkout(ATNET)
+    m = load_manet_checkout(MANET)
+    name = "networks.IntVOS"
     assert a["networks"] is not m["networks"]
     assert Path(m[name].__file__).resolve().is_relative_to(MANET.resolve())
     assert Path(a["networks.atnet"].__file__).resolve().is_relative_to(ATNET.resolve())

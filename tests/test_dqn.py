@@ -17,7 +17,6 @@ from agent.dqn import (
     make_optimizer,
     make_state,
     q_values,
-    td_loss,
     update,
 )
 from agent.qnet import QNet
@@ -78,24 +77,46 @@ def _batch(rng, n=32):
     return out
 
 
+def _loss_by_hand(policy, target, batch) -> float:
+    """The published TD loss, one transition at a time (no grouping by length), in float64:
+    mean (Q(s,a) - (0.95 Q_target(s', argmax Q_policy(s')) + 0.1 r_step))^2 + mean (Q(s,a) - 0.1 r_done)^2."""
+    se_step = se_done = 0.0
+    with torch.no_grad():
+        for t in batch:
+            q = float(policy(torch.from_numpy(t.state)[None])[0, t.action])
+            a_next = int(policy(torch.from_numpy(t.next_state)[None])[0].argmax())
+            v_next = float(target(torch.from_numpy(t.next_state)[None])[0, a_next])
+            se_step += (q - (0.95 * v_next + 0.1 * t.reward_step)) ** 2
+            se_done += (q - 0.1 * t.reward_done) ** 2
+    return (se_step + se_done) / len(batch)
+
+
 def test_one_update_lowers_td_loss_and_clamps_gradients():
     torch.manual_seed(0)
     rng = np.random.default_rng(1)
     policy, target = QNet(), QNet()
     target.load_state_dict(policy.state_dict())
+    with torch.no_grad():                        # a target that differs from the policy
+        for p in target.parameters():
+            p.add_(0.05 * torch.randn_like(p))
     opt = make_optimizer(policy)
     batch = _batch(rng)
-    with torch.no_grad():
-        before = float(td_loss(policy, target, batch, "cpu"))
+    before_params = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    before = _loss_by_hand(policy, target, batch)
     info = update(policy, target, opt, batch, "cpu", rng, target_copy_prob=0.0)
     assert info["loss"] == pytest.approx(before, rel=1e-5)
     assert info["target_copied"] == 0.0
     assert max(float(p.grad.abs().max()) for p in policy.parameters()) <= 1.0
-    with torch.no_grad():
-        after = float(td_loss(policy, target, batch, "cpu"))
-    assert after < before
-    # Adam's first step moves every parameter by at most lr (5e-6)
-    assert opt.param_groups[0]["lr"] == 5e-6 and opt.param_groups[0]["weight_decay"] == 5e-4
+    assert _loss_by_hand(policy, target, batch) < before
+    # Adam's first step moves every parameter by at most lr (5e-6): m_hat / sqrt(v_hat) = g / |g|
+    lr = opt.param_groups[0]["lr"]
+    assert lr == 5e-6 and opt.param_groups[0]["weight_decay"] == 5e-4
+    moves = torch.cat([(p.detach() - before_params[n]).abs().flatten() for n, p in policy.named_parameters()])
+    size = torch.cat([torch.maximum(p.detach().abs(), before_params[n].abs()).flatten()
+                      for n, p in policy.named_parameters()])
+    rounding = 2 * torch.finfo(torch.float32).eps * size          # float32 parameters: a move is exact to an ulp
+    assert bool((moves <= lr * (1 + 1e-5) + rounding).all())
+    assert float(moves.max()) >= lr * 0.99                      # and the largest moves are that large
 
 
 def test_target_copy_happens_with_probability_one():

@@ -50,6 +50,34 @@ def test_window_episode_is_window_relative_and_gt_outside(tiny_davis):
     assert rec.rounds[-1].jf >= np.mean(rec.rounds[-1].frame_jf) - 1e-9
 
 
+@pytest.mark.parametrize("window", [None, 3])
+def test_the_session_scores_the_backends_masks_not_ground_truth(tiny_davis, window):
+    """What the session scored (its report) is the backend's masks inside the window and ground truth only
+    outside it: fails if ground truth were submitted in place of a prediction."""
+    masks, reports = [], []
+    recs = run_episodes(tiny_davis, [("bars-a", 3)], "val", ScribbleFillBackend(reach=0), RandomSelector(),
+                        rounds=3, window=window, seed=2, progress=False,
+                        on_round=lambda rec, rr, out: masks.append(out.masks.astype(np.int64)),
+                        on_sample=lambda rec, report: reports.append(report))
+    rec, report = recs[0], reports[0]
+    start, stop = rec.window
+    gt = tiny_davis.annotations("bars-a").astype(np.int64)
+    T = len(gt)
+    for rnd, m in enumerate(masks, start=1):
+        rows = report[report["interaction"] == rnd]
+        assert len(rows) == T * 2                                   # every frame, both objects
+        for t in range(T):
+            got = rows[rows["frame"] == t].sort_values("object_id")["j_and_f"].to_numpy()
+            if start <= t < stop:
+                want = [object_weighted_jf(gt[t:t + 1] == k, m[t - start:t - start + 1] == k, 1) for k in (1, 2)]
+            else:
+                want = [1.0, 1.0]                                   # ground truth outside the window
+            np.testing.assert_allclose(got, want, atol=1e-12)
+        inside = rows[(rows["frame"] >= start) & (rows["frame"] < stop)]["j_and_f"]
+        assert inside.min() < 0.99                                  # the backend is not perfect here
+        assert rec.rounds[rnd - 1].jf == pytest.approx(rows["j_and_f"].groupby(rows["object_id"]).mean().mean())
+
+
 def test_same_seed_same_curve_and_frames(tiny_davis):
     def run(seed):
         recs = run_episodes(tiny_davis, [("bars-a", 1), ("bars-b", 1)], "val", ScribbleFillBackend(),

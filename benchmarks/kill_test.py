@@ -43,21 +43,23 @@ class Job:
     needs: list[str] = field(default_factory=list)  # files copied from ref/ into killed/ before the first run
 
 
-def jobs(rounds: int) -> list[Job]:
+def jobs(rounds: int, quick: bool = False) -> list[Job]:
     common = ["progress=False", "data_dir=data", "device=cpu"]
     win = ["rounds=3", "window=6"]
+    e = 1 if quick else 0
     return [
         Job("eval", "eval_agent.py", [*common, "method=random", f"rounds={rounds}", "results_dir=results"], "eval"),
-        Job("reward", "produce_reward.py", [*common, *win, "epochs=3", "train_dir=train"], "reward"),
-        Job("pretrain", "pretrain_agent.py", [*common, *win, "epochs=2", "train_dir=train"], "pretrain",
+        Job("reward", "produce_reward.py", [*common, *win, f"epochs={3 - e}", "train_dir=train"], "reward"),
+        Job("pretrain", "pretrain_agent.py", [*common, *win, f"epochs={2 - e}", "train_dir=train"], "pretrain",
             needs=["train/reward.csv", "train/reward.csv.run.json"]),
-        Job("train", "train_agent.py", [*common, *win, "epochs=3", "train_dir=train", "weights_dir=weights",
+        Job("train", "train_agent.py", [*common, *win, f"epochs={3 - e}", "train_dir=train", "weights_dir=weights",
                                         "checkpoint_every=2", "prefill_updates=30", "batch_size=8"], "train",
             needs=["train/reward.csv", "train/reward.csv.run.json", "train/pretrain.csv",
                    "train/pretrain.csv.run.json"]),
-        Job("qadata", "generate_data.py", [*common, "rounds=3", "scribbles=[1,2,3]", "out_dir=qa"], "qadata"),
+        Job("qadata", "generate_data.py", [*common, "rounds=3", "scribbles=[1,2]" if quick else "scribbles=[1,2,3]",
+                                           "out_dir=qa"], "qadata"),
         Job("quality", "quality_assessment.py", [*common, "qa_dir=qa", "weights_dir=weights", "train_dir=train",
-                                                 "epochs=3", "batch_size=16", "crop_size=32", "min_size=16",
+                                                 f"epochs={3 - e}", "batch_size=16", "crop_size=32", "min_size=16",
                                                  "resize=[96,64]"], "quality",
             needs=["qa"]),
     ]
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seeds the kill delays")
     ap.add_argument("--rounds", type=int, default=4, help="eval_agent rounds")
     ap.add_argument("--only", default="", help="comma-separated job names (default all)")
+    ap.add_argument("--quick", action="store_true", help="one epoch less everywhere (the test suite's setting)")
     args = ap.parse_args(argv)
     import shutil
 
@@ -191,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     for d in (ref, got):
         (d / "data").mkdir(parents=True)
         (d / "data/synthetic").symlink_to(work / "data/synthetic")
-    todo = [j for j in jobs(args.rounds) if not args.only or j.name in args.only.split(",")]
+    todo = [j for j in jobs(args.rounds, args.quick) if not args.only or j.name in args.only.split(",")]
     rng = np.random.default_rng(args.seed)
     per_job = [args.kills // len(todo) + (1 if i < args.kills % len(todo) else 0) for i in range(len(todo))]
     kills, failures = 0, []

@@ -74,8 +74,20 @@ def test_two_workers_equal_one_and_resume_after_the_driver_is_killed(tiny_davis,
     assert not list(out.glob("**/summary.json"))
     before = {p: p.stat().st_mtime_ns for p in stored}
 
-    # rerun with 2 workers, one of which dies in its first round: only the missing samples run, the
-    # dead worker's sample runs again, and the summary is the serial one
+    # one local Ray instance for the rest (a start costs seconds)
+    from interaction.parallel import _start_ray
+
+    ray, _ = _start_ray(Fanout(workers=2))
+    try:
+        _resume_with_a_dying_worker(tiny_davis, tmp_path, out, stored, before, serial)
+        _training_files_equal_serial(tiny_davis, tmp_path)
+    finally:
+        ray.shutdown()
+
+
+def _resume_with_a_dying_worker(tiny_davis, tmp_path, out, stored, before, serial):
+    """Rerun with 2 workers, one of which dies in its first round: only the missing samples run, the
+    dead worker's sample runs again, and the summary is the serial one."""
     import functools
 
     from datasets.layout import resolve
@@ -94,3 +106,33 @@ def test_two_workers_equal_one_and_resume_after_the_driver_is_killed(tiny_davis,
     assert marker.exists(), "no worker died"
     assert {p: p.stat().st_mtime_ns for p in stored} == before, "stored samples were run again"
     assert _comparable(_summary(out)) == _comparable(serial)
+
+
+def _training_files_equal_serial(tiny_davis, tmp_path):
+    """reward.csv rows (3 samples x 2 epochs on windows) and the QA maps with their index (2 samples):
+    the same bytes from 2 workers as from one process."""
+    import functools
+
+    from interaction.evaluate import samples_of
+    from interaction.factory import build_episode_parts
+    from interaction.qa_runs import generate_qa_data
+    from interaction.training_runs import collect_episodes
+
+    samples = samples_of(tiny_davis, "val", ["bars-a"])
+    fan = Fanout(workers=2)
+    for name, method in (("serial", None), ("fan", "random")):
+        backend = build_episode_parts("classic", "cpu", "random")[0]
+        kw = dict(fanout=fan, build=functools.partial(build_episode_parts, "classic", "cpu", method)) if method else {}
+        collect_episodes(tiny_davis, "val", samples, backend, tmp_path / name / "reward.csv", epochs=2, rounds=3,
+                         window=4, min_nb_nodes=4, seed=3, progress=False, **kw)
+        if method:
+            kw["build"] = functools.partial(build_episode_parts, "classic", "cpu", "worst")
+        generate_qa_data(tiny_davis, "val", backend, tmp_path / name / "qa", rounds=2, scribbles=[1],
+                         progress=False, **kw)
+    a, b = tmp_path / "serial", tmp_path / "fan"
+    assert (a / "reward.csv").read_bytes() == (b / "reward.csv").read_bytes()
+    assert len((a / "reward.csv").read_text().splitlines()) == 1 + 2 * len(samples) * 2
+    maps = sorted(p.relative_to(a / "qa") for p in (a / "qa").rglob("*.png"))
+    assert maps and maps == sorted(p.relative_to(b / "qa") for p in (b / "qa").rglob("*.png"))
+    assert all((a / "qa" / m).read_bytes() == (b / "qa" / m).read_bytes() for m in maps)
+    assert (a / "qa" / "index.csv").read_bytes() == (b / "qa" / "index.csv").read_bytes()

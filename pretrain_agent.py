@@ -80,7 +80,8 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     # bound to the content of reward.csv: goal rewards from other statistics are refused, not mixed
     check_identity(out, dict(vos=canonical(vos), vos_options=dict(vos_options), dataset=spec.name, split=split,
                              rounds=rounds, window=window, seed=seed, min_nb_nodes=min_nb_nodes, min_sigma=min_sigma,
-                             sequences=list(sequences) if sequences else None, reward_csv=file_ref(reward_csv)))
+                             floor_small_sigma=bool(floor_small_sigma), sequences=list(sequences) if sequences else None,
+                             reward_csv=file_ref(reward_csv)))
     backend = build_backend(canonical(vos), resolve_device(device), **dict(vos_options))
     df = collect_episodes(spec, split, samples, backend, out, epochs=epochs, rounds=rounds, window=window,
                           min_nb_nodes=min_nb_nodes, seed=seed, stats=stats, progress=progress)

@@ -95,7 +95,8 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     # bound to the content of the records it reads: a changed reward.csv or pretrain.csv is refused
     ident = check_identity(checkpoint, dict(vos=canonical(vos), vos_options=dict(vos_options), dataset=spec.name,
                                             split=split, rounds=rounds, window=window, seed=seed,
-                                            min_nb_nodes=min_nb_nodes, min_sigma=min_sigma, min_span=min_span,
+                                            min_nb_nodes=min_nb_nodes, min_sigma=min_sigma,
+                                            floor_small_sigma=bool(floor_small_sigma), min_span=min_span,
                                             updates_per_episode=updates_per_episode, batch_size=batch_size, lr=lr,
                                             prefill_updates=prefill_updates,
                                             sequences=list(sequences) if sequences else None,

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                               f"epochs={sc.agent_epochs}"])]
     qa = [("generate_data", [py, "generate_data.py", "with", *common]),
           ("quality_assessment", [py, "quality_assessment.py", "with", *common, f"weights_dir={weights}",
-                                  f"epochs={sc.qa_epochs}"])]
+                                  f"train_dir={train}", f"epochs={sc.qa_epochs}"])]
     runner.parallel([agent, qa])
 
     print("\n[3/4] evaluation on the synthetic val split", flush=True)

@@ -34,7 +34,6 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as _np
 
-from core.state_dict import strip_module_prefix
 from VOS.base import BackendError
 
 log = logging.getLogger(__name__)
@@ -367,12 +366,9 @@ def no_downloads(*modules: types.ModuleType) -> Iterator[None]:
 
 def load_state_dict_file(path: Path | str, map_location: object = "cpu") -> dict:
     """A checkpoint's state dict on ``map_location``, with any ``module.`` prefix stripped and
-    a wrapping ``{'state_dict': ...}``/``{'model': ...}`` unwrapped."""
-    import torch
+    a wrapping ``{'state_dict': ...}``/``{'model': ...}`` unwrapped; loaded with ``weights_only=True``
+    (:func:`core.checkpoint.load_state_dict`: errors name the file)."""
+    from core.checkpoint import load_state_dict
 
-    obj = torch.load(str(path), map_location=map_location, weights_only=False)
-    for key in ("state_dict", "model", "net"):
-        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
-            obj = obj[key]
-            break
-    return strip_module_prefix(obj)
+    return load_state_dict(path, expected="a VOS network's state dict", map_location=map_location,
+                           fix="download it again (README, 'VOS networks')")

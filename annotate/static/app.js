@@ -97,6 +97,7 @@ function refresh() {
   const [h, w] = s.work_size;
   if (view.width !== w || view.height !== h) { view.width = w; view.height = h; }
   $("objects").value = s.num_objects;
+  if (!$("path").value) $("path").value = s.video;
   $("method").value = s.method;
   frame = Math.min(frame, s.num_frames - 1);
   $("slider").max = s.num_frames - 1;

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from tests.helpers import checkout_path, needs_checkout, require_checkout_path, two_bars_clip
-from VOS._checkout import CheckoutMissing, WeightsMissing
+from VOS._checkout import CheckoutMissing
 from VOS._correlation import Correlation, correlation
 
 ATNET = checkout_path("atnet")          # VOS/ATNet, else ../shared/vos-checkouts/ATNet
@@ -250,12 +250,3 @@ def test_trial_restores_state(run):
     assert torch.equal(after["prob_maps"], before["prob_maps"])
     assert len(after["anno_6ch_r5"]) == 2
     np.testing.assert_array_equal(after["final_masks"], before["final_masks"])
-
-
-@needs_atnet
-def test_missing_weights_names_the_path(tmp_path):
-    from VOS.atnet import ATNetBackend
-
-    with pytest.raises(WeightsMissing, match="see README, 'VOS networks'") as err:
-        ATNetBackend("cpu", checkout=ATNET, weights=tmp_path / "nope.pth")
-    assert str(tmp_path / "nope.pth") in str(err.value)

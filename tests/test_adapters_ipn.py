@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from tests.helpers import checkout_path, needs_checkout, require_checkout_path, torch_threads, two_bars_clip
-from VOS._checkout import CheckoutMissing, WeightsMissing
+from VOS._checkout import CheckoutMissing
 
 IPN = checkout_path("ipn")              # VOS/IPN, else ../shared/vos-checkouts/IPN
 CLONE = "git clone https://github.com/zyy-cn/IPN VOS/IPN"
@@ -56,14 +56,6 @@ def test_check_lists_checkout_and_both_weights(tmp_path):
     assert items[0][2] == CLONE
     assert str(tmp_path / "IPN" / "weights" / "I.pth") in items[1][2]
     assert str(tmp_path / "IPN" / "weights" / "P.pth") in items[2][2]
-
-
-@needs_ipn
-def test_missing_weights_names_the_path(tmp_path):
-    from VOS.ipn import IPNBackend
-
-    with pytest.raises(WeightsMissing, match="I.pth"):
-        IPNBackend("cpu", checkout=IPN, weights_i=tmp_path / "I.pth")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from tests.helpers import checkout_path, needs_checkout, require_checkout_path, torch_threads, two_bars_clip
-from VOS._checkout import CheckoutMissing, WeightsMissing
+from VOS._checkout import CheckoutMissing
 
 MANET = checkout_path("manet")          # VOS/MANet, else ../shared/vos-checkouts/MANet
 CLONE = "git clone https://github.com/lightas/CVPR2020_MANet VOS/MANet"
@@ -77,14 +77,6 @@ def test_missing_checkout_names_clone_command(tmp_path):
     items = MANetBackend.check(tmp_path)
     assert [ok for _, ok, _ in items] == [False, False]
     assert items[0][2] == CLONE and str(tmp_path / "MANet" / "save_step_80000.pth") in items[1][2]
-
-
-@needs_manet
-def test_missing_weights_names_the_path(tmp_path):
-    from VOS.manet import MANetBackend
-
-    with pytest.raises(WeightsMissing, match="save_step_80000.pth"):
-        MANetBackend("cpu", checkout=MANET, weights=tmp_path / "save_step_80000.pth")
 
 
 # -- the network ---------------------------------------------------------------------------------------

@@ -8,10 +8,13 @@ order. Add a backend by appending its registry name to ``BACKENDS_UNDER_TEST``.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from tests.helpers import checkout_marks, require_checkout_path, torch_threads
+from VOS._checkout import WeightsMissing
 from VOS.base import BackendError, RoundOutput
 from VOS.registry import build_backend
 
@@ -161,3 +164,15 @@ def test_errors(script_of, name):
     assert script["before_start"] is not None and issubclass(script["before_start"], BackendError)
     assert all(e is not None and issubclass(e, ValueError) for e in script["bad_video"])
     assert all(e is not None and issubclass(e, ValueError) for e in script["bad_frame"])
+
+
+#: the option naming a network's weight file and the file's published name
+WEIGHT_OPTION = {"atnet": ("weights", "ATNet-checkpoint.pth"), "manet": ("weights", "save_step_80000.pth"),
+                 "ipn": ("weights_i", "I.pth")}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=checkout_marks(n)) for n in WEIGHT_OPTION])
+def test_missing_weights_name_the_path_and_the_fix(name, tmp_path):
+    key, file = WEIGHT_OPTION[name]
+    with pytest.raises(WeightsMissing, match=re.escape(str(tmp_path / file)) + ".*see README, 'VOS networks'"):
+        build_backend(name, "cpu", checkout=require_checkout_path(name), **{key: tmp_path / file})

@@ -18,12 +18,23 @@ def test_demo_pipeline_tiny_and_reuse(tmp_path, capfd):
                  "results/table.md", "results/table.csv"):
         assert (tmp_path / path).exists(), path
     table = pd.read_csv(tmp_path / "results/table.csv")
-    assert set(table.setting) == {"oracle", "wild"}
+    assert set(table.setting) == {"oracle", "wild"} and len(table) == 2
+    printed = {line.split("|")[2].strip(): [c.strip() for c in line.split("|")[4:-1]]
+               for line in out.splitlines() if line.startswith("| classic |")}
     for setting, methods in (("oracle", ["random", "linspace", "worst", "ours", "greedy"]),
                              ("wild", ["random", "linspace", "worst", "ours"])):
         row = table[table.setting == setting].iloc[0]
         for m in methods:
-            assert 0 < row[f"{m} AUC"] <= 100, (setting, m)
+            # the table's numbers are the rendered summaries': round-AUC (trapz / rounds) and the last J&F, x100
+            summary = json.loads((tmp_path / f"results/classic/{setting}/synthetic/{m}/summary.json").read_text())
+            curve = summary["curve"]["J_AND_F"]
+            auc = sum((a + b) / 2 for a, b in zip(curve[:-1], curve[1:], strict=True)) / (len(curve) - 1)
+            assert summary["auc"] == pytest.approx(auc, abs=1e-12)
+            assert row[f"{m} AUC"] == pytest.approx(round(100 * auc, 2), abs=1e-9), (setting, m)
+            assert row[f"{m} J&F"] == pytest.approx(round(100 * curve[-1], 2), abs=1e-9), (setting, m)
+            col = list(table.columns[3:]).index(f"{m} AUC")
+            assert printed[setting][col:col + 2] == [f"{row[f'{m} AUC']:.2f}", f"{row[f'{m} J&F']:.2f}"]
+        assert 0 < row["random AUC"] < 100
     wild = json.loads((tmp_path / "results/classic/wild/synthetic/worst/summary.json").read_text())
     assert "quality_pearson" in wild["rounds"][0]          # the QA network ran and was scored
     assert "| classic | oracle | synthetic |" in out

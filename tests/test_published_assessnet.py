@@ -8,24 +8,16 @@ axis in plain Python, ``theta`` for ``F.affine_grid(align_corners=True)``, and t
 torchvision ResNet-50 holding the same tensors. Nothing of agent/roi.py or agent/quality.py is used for it.
 """
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
 
 from agent.quality import load_quality_net
 from agent.roi import crop_pairs, roi_boxes
+from tests.helpers import torch_threads
 
 H, W = 120, 200
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def published_axis(idx: list[int], n: int) -> tuple[float, float]:
@@ -113,7 +105,7 @@ def test_published_assessnet_outputs(tmp_path):
     frame = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     maps = three_maps()
     image = torch.from_numpy(frame).permute(2, 0, 1).float() / 255
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(1):
         expected = [reference_forward(tv, conv1_p, fc_w, fc_b, *published_crop(image, torch.from_numpy(p)))
                     for p in maps]
         boxes = torch.from_numpy(roi_boxes(maps, min_size=net.min_size))

@@ -7,15 +7,14 @@ import torch
 import torchvision
 
 from agent.quality import QualityAssessor, QualityNet, load_quality_net
+from tests.helpers import torch_threads
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
     """Tiny networks run faster on one thread (and much faster when other processes share the cores)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    with torch_threads(1):
+        yield
 
 
 STAGES = [("res2", 64, 3), ("res3", 128, 4), ("res4", 256, 6), ("res5", 512, 3)]   # ResNet-50

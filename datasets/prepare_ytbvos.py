@@ -49,6 +49,7 @@ if __name__ == "__main__" and __package__ in (None, ""):  # `python datasets/pre
 
 from datasets.layout import RESOLUTION, DatasetError, DatasetSpec, read_metadata, write_metadata  # noqa: E402
 from datasets.synthetic import palette_png_bytes  # noqa: E402
+from datasets.validate import read_label_png, validate_sequence  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -128,14 +129,8 @@ def plan(src: Path, scb: Path) -> list[_Plan]:
 
 
 def _read_ids(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("P", "L"):
-                raise DatasetError(f"{path} is a {im.mode} image; annotations must be palette (P) or grey (L) "
-                                   "PNGs whose pixel values are object ids")
-            return np.asarray(im)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DatasetError(f"{path} is not a readable PNG ({exc}); re-extract the source") from exc
+    """(H, W) uint8 ids of a source annotation, through the shared validator (label PNGs only)."""
+    return read_label_png(path)
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -216,6 +211,8 @@ def prepare(src: str | Path, scb: str | Path, dst: str | Path = DEFAULT_DST, pro
     sets = dst / "ImageSets" / "2017"
     sets.mkdir(parents=True, exist_ok=True)
     (sets / "val.txt").write_text("".join(s + "\n" for s in sorted(meta)))
+    for seq, m in meta.items():          # what the runs will check, checked before metadata.json exists
+        validate_sequence(dst, seq, m)
     write_metadata(dst, meta)
     return DatasetSpec(dst.name, dst, read_metadata(dst))
 

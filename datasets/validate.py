@@ -161,6 +161,10 @@ def validate_sequence(root: str | os.PathLike, seq: str, meta: dict, images: boo
     sig = _signature(files, meta)
     if sig is not None and _CACHE.get(key) == sig:
         return
+    if not images:                       # a full check (frames too) of the same files covers this one
+        full = (key[0], seq, True)
+        if full in _CACHE and _CACHE[full] == _signature(sequence_files(root, seq, meta, True), meta):
+            return
     T, K = int(meta["num_frames"]), int(meta["num_objects"])
     W, H = (int(v) for v in meta["image_size"])
     for i in range(1, int(meta["num_scribbles"]) + 1):

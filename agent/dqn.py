@@ -35,7 +35,8 @@ UPDATES_PER_EPISODE = 14
 class Transition:
     """One decision. state/next_state: (T, 2) float32 [quality in [0, 1], scribble count];
     action: frame in [0, T); reward_step: +-1; reward_done: goal reward; done: last round.
-    ``key`` = (sequence, scribble_iter, n_interaction) says where it came from."""
+    ``key`` = (sequence, scribble_idx, n_interaction) says where it came from (CSV columns sequence,
+    scribble_iter, n_interaction)."""
 
     state: np.ndarray
     action: int

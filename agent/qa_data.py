@@ -73,9 +73,9 @@ def single_object_jf(gt: np.ndarray, prob_u8: np.ndarray, threshold: float = TAR
     return 0.5 * (j + f), both_empty
 
 
-def prob_relpath(interaction: int, scribble: int, sequence: str, obj: int, frame: int) -> str:
+def prob_relpath(interaction: int, scribble_idx: int, sequence: str, obj: int, frame: int) -> str:
     """The published layout, relative to the output folder."""
-    return f"interaction-{interaction}/scribble-{scribble}/{sequence}/probs/{obj}/{frame:05d}.png"
+    return f"interaction-{interaction}/scribble-{scribble_idx}/{sequence}/probs/{obj}/{frame:05d}.png"
 
 
 # -- generation ----------------------------------------------------------------------------

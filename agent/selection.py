@@ -57,6 +57,9 @@ def select_worst(quality: np.ndarray, annotated: Sequence[int]) -> int:
     q = np.asarray(quality, dtype=np.float64)
     if q.ndim != 1 or len(q) == 0:
         raise ValueError(f"quality must be a non-empty (T,) vector, got shape {q.shape}")
+    if np.isnan(q).any():                # argmin would pick a NaN frame as "the worst"
+        raise ValueError(f"quality has NaN at frames {np.flatnonzero(np.isnan(q)).tolist()[:5]}: the quality "
+                         f"network's weights are broken; retrain them or use the published assess_net.pt")
     masked = q.copy()
     masked[[a for a in set(annotated) if 0 <= a < len(q)]] = np.inf
     if np.all(np.isinf(masked)):

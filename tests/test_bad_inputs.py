@@ -409,3 +409,11 @@ def test_script_error_is_one_line_exit_2_and_keeps_results(tmp_path):
 def test_tiny_davis_itself_is_valid(tmp_path):
     spec = write_tiny_davis(tmp_path / "ok", {"s": "val"})
     check_files(spec, ["s"])
+
+
+def test_select_worst_refuses_nan():
+    from agent.selection import select_worst
+
+    assert select_worst(np.array([0.5, 0.2, 0.9]), []) == 1
+    with pytest.raises(ValueError, match=r"quality has NaN at frames \[1\]"):
+        select_worst(np.array([0.5, np.nan, 0.9]), [])

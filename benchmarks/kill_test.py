@@ -15,7 +15,9 @@ Then the outputs must be equal:
 - quality_assessment.py: assess_net.pt's tensors bit-identical, the history's losses.
 
 Everything runs on CPU with one thread, where the training is deterministic. Prints one line per
-kill and per comparison and exits 1 on any difference.
+kill and per comparison and exits 1 on any difference. ``--parallel`` runs the three independent
+chains (eval; reward -> pretrain -> train; QA data -> QA training) side by side; ``--kill`` picks the
+scripts that are killed (the others run once, as inputs); ``--quick`` uses fewer epochs.
 """
 from __future__ import annotations
 
@@ -172,16 +174,41 @@ def _copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+CHAINS = [["eval"], ["reward", "pretrain", "train"], ["qadata", "quality"]]   # each needs the one before
+
+
+def run_job(job: Job, n_kills: int, rng: np.random.Generator, ref: Path, got: Path, env: dict) -> tuple[int, list[str]]:
+    """Reference run, ``n_kills`` killed runs (each resuming the last), a final run; (kills, differences)."""
+    duration = run_to_end(job, ref, env)
+    for f in job.needs:
+        _copy(ref / f, got / f)
+    done_kills, attempts = 0, 0
+    while done_kills < n_kills and attempts < 4 * n_kills:
+        attempts += 1
+        delay = float(rng.uniform(0.3, 0.95)) * duration
+        if run_and_kill(job, got, env, delay):
+            done_kills += 1
+            print(f"{job.script}: SIGKILL after {delay:.1f} s (reference run {duration:.1f} s)", flush=True)
+    run_to_end(job, got, env)
+    diffs = COMPARE[job.compare](ref, got)
+    print(f"{job.script}: {done_kills} kills, resumed: " + ("same outputs" if not diffs else "; ".join(diffs)),
+          flush=True)
+    return done_kills, [f"{job.script}: {d}" for d in diffs]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, required=True, help="scratch folder (made fresh)")
-    ap.add_argument("--kills", type=int, default=12, help="kills in all, spread over the scripts (at least 1 each)")
+    ap.add_argument("--kills", type=int, default=12, help="kills in all, spread over the killed scripts")
     ap.add_argument("--seed", type=int, default=0, help="seeds the kill delays")
     ap.add_argument("--rounds", type=int, default=4, help="eval_agent rounds")
-    ap.add_argument("--only", default="", help="comma-separated job names (default all)")
-    ap.add_argument("--quick", action="store_true", help="one epoch less everywhere (the test suite's setting)")
+    ap.add_argument("--kill", default="eval,reward,pretrain,train,qadata,quality",
+                    help="jobs to kill (the others run once, as inputs of the next)")
+    ap.add_argument("--quick", action="store_true", help="fewer epochs (the test suite's setting)")
+    ap.add_argument("--parallel", action="store_true", help="run the three independent chains side by side")
     args = ap.parse_args(argv)
     import shutil
+    from concurrent.futures import ThreadPoolExecutor
 
     work = args.work
     if work.exists():
@@ -194,29 +221,24 @@ def main(argv: list[str] | None = None) -> int:
     for d in (ref, got):
         (d / "data").mkdir(parents=True)
         (d / "data/synthetic").symlink_to(work / "data/synthetic")
-    todo = [j for j in jobs(args.rounds, args.quick) if not args.only or j.name in args.only.split(",")]
-    rng = np.random.default_rng(args.seed)
-    per_job = [args.kills // len(todo) + (1 if i < args.kills % len(todo) else 0) for i in range(len(todo))]
-    kills, failures = 0, []
+    by_name = {j.name: j for j in jobs(args.rounds, args.quick)}
+    killed = [n for n in by_name if n in args.kill.split(",")]
+    n_kills = {n: args.kills // len(killed) + (1 if i < args.kills % len(killed) else 0) for i, n in enumerate(killed)}
     t_start = time.perf_counter()
-    for job, n_kills in zip(todo, per_job, strict=True):
-        duration = run_to_end(job, ref, env)
-        for f in job.needs:
-            _copy(ref / f, got / f)
-        done_kills, attempts = 0, 0
-        while done_kills < max(1, n_kills) and attempts < 4 * max(1, n_kills):
-            attempts += 1
-            delay = float(rng.uniform(0.3, 0.95)) * duration
-            if run_and_kill(job, got, env, delay):
-                done_kills += 1
-                print(f"{job.script}: SIGKILL after {delay:.1f} s (reference run {duration:.1f} s)", flush=True)
-        kills += done_kills
-        run_to_end(job, got, env)
-        diffs = COMPARE[job.compare](ref, got)
-        print(f"{job.script}: {done_kills} kills, resumed: " + ("same outputs" if not diffs else "; ".join(diffs)),
-              flush=True)
-        failures += [f"{job.script}: {d}" for d in diffs]
-    print(f"{kills} kills over {len(todo)} scripts in {time.perf_counter() - t_start:.0f} s; "
+
+    def chain(names: list[str]) -> tuple[int, list[str]]:
+        kills, diffs = 0, []
+        for n in names:
+            k, d = run_job(by_name[n], n_kills.get(n, 0), np.random.default_rng([args.seed, list(by_name).index(n)]),
+                           ref, got, env)
+            kills, diffs = kills + k, diffs + d
+        return kills, diffs
+
+    with ThreadPoolExecutor(len(CHAINS) if args.parallel else 1) as pool:
+        results = list(pool.map(chain, CHAINS))
+    kills = sum(k for k, _ in results)
+    failures = [d for _, ds in results for d in ds]
+    print(f"{kills} kills over {len(killed)} scripts in {time.perf_counter() - t_start:.0f} s; "
           f"{'all outputs equal the uninterrupted runs' if not failures else f'{len(failures)} differences'}")
     return 1 if failures else 0
 

@@ -1,5 +1,6 @@
 """Kill test at small scale: benchmarks/kill_test.py SIGKILLs every long-running script at seeded random
-points (10 kills), resumes it, and compares with an uninterrupted run (see its docstring)."""
+points (10 kills: 2 each of eval_agent, produce_reward, train_agent, generate_data, quality_assessment), resumes
+it, and compares with an uninterrupted run (see its docstring). The three independent chains run side by side."""
 from __future__ import annotations
 
 import importlib.util
@@ -17,7 +18,8 @@ def test_killed_scripts_resume_to_the_uninterrupted_outputs(tmp_path, capsys):
     kill_test = importlib.util.module_from_spec(spec)
     sys.modules["kill_test"] = kill_test            # its dataclasses look their module up
     spec.loader.exec_module(kill_test)
-    rc = kill_test.main(["--work", str(tmp_path / "kill"), "--kills", "10", "--seed", "1", "--rounds", "3", "--quick"])
+    rc = kill_test.main(["--work", str(tmp_path / "kill"), "--kills", "10", "--seed", "1", "--rounds", "3", "--quick",
+                         "--parallel", "--kill", "eval,reward,train,qadata,quality"])
     out = capsys.readouterr().out
     assert rc == 0, out
     kills = [ln for ln in out.splitlines() if "SIGKILL after" in ln]

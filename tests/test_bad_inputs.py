@@ -417,3 +417,49 @@ def test_select_worst_refuses_nan():
     assert select_worst(np.array([0.5, 0.2, 0.9]), []) == 1
     with pytest.raises(ValueError, match=r"quality has NaN at frames \[1\]"):
         select_worst(np.array([0.5, np.nan, 0.9]), [])
+
+
+def test_kill_between_checkpoint_and_export_never_leaves_agent_pt_stale(data, tmp_path):
+    """Simulate the kill: the last checkpoint is written, the export still holds the epoch before. A re-run
+    of the finished training writes the checkpoint's policy to agent.pt; a published agent.pt is refused."""
+    from agent.qnet import load_agent
+    from agent.rewards import RewardStats
+    from agent.training import load_checkpoint
+    from interaction.training_runs import collect_episodes, train_dqn
+    from tests.helpers import ScribbleFillBackend
+
+    samples = [("bars-c", 1), ("bars-c", 2)]
+    reward = collect_episodes(data, "train", samples, ScribbleFillBackend(), tmp_path / "reward.csv", epochs=2,
+                              rounds=3, window=6, min_nb_nodes=4, seed=0, progress=False)
+    stats = RewardStats.from_frame(reward)
+    kw = dict(stats=stats, prefill=[], rounds=3, window=6, min_nb_nodes=4, seed=0, device="cpu",
+              weights_path=tmp_path / "agent.pt", checkpoint_path=tmp_path / "ckpt.pt", log_path=tmp_path / "log.csv",
+              batch_size=2, owner={"run": "a"}, progress=False)
+    train_dqn(data, "train", samples, ScribbleFillBackend(), epochs=1, **kw)
+    after_epoch_1 = (tmp_path / "agent.pt").read_bytes()
+    train_dqn(data, "train", samples, ScribbleFillBackend(), epochs=2, **kw)
+    (tmp_path / "agent.pt").write_bytes(after_epoch_1)        # the kill: epoch 2's export never happened
+    train_dqn(data, "train", samples, ScribbleFillBackend(), epochs=2, **kw)
+    final = load_checkpoint(tmp_path / "ckpt.pt", "cpu").policy.state_dict()
+    exported = load_agent(tmp_path / "agent.pt").state_dict()
+    assert all(torch.equal(final[k], exported[k]) for k in final)
+    assert (tmp_path / "agent.pt").read_bytes() != after_epoch_1
+    published = tmp_path / "published.pt"
+    published.write_bytes(after_epoch_1)
+    with pytest.raises(CheckpointError, match=rf"{published} exists and was not written by this training run"):
+        train_dqn(data, "train", samples, ScribbleFillBackend(), epochs=2, **dict(kw, weights_path=published))
+    assert published.read_bytes() == after_epoch_1
+
+
+def test_strict_loader_names_missing_and_unexpected_keys(tmp_path):
+    from core.checkpoint import load_into, load_state_dict
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
+    state = {"module.0.weight": torch.zeros(3, 2), "module.0.bias": torch.zeros(3), "module.2.weight": torch.zeros(1)}
+    p = tmp_path / "I.pth"
+    torch.save({"state_dict": state}, p)
+    loaded = load_state_dict(p, expected="IPN's I.pth")
+    assert set(loaded) == {"0.weight", "0.bias", "2.weight"}
+    with pytest.raises(CheckpointError, match=rf"{p} does not fit the network: 2 keys missing \(e.g. 1.weight, 1.bias\), "
+                                              r"1 unexpected \(e.g. 2.weight\); expected IPN's I.pth"):
+        load_into(net, loaded, p, expected="IPN's I.pth")

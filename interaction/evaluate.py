@@ -56,7 +56,12 @@ def parts_identity(obj: Any) -> dict[str, Any]:
         return dict(obj.identity())
     out: dict[str, Any] = {"name": getattr(obj, "name", type(obj).__name__)}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out.update(dataclasses.asdict(obj))
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            if isinstance(v, torch.nn.Module):
+                out[f.name] = {"weights_sha256": state_sha256(v)}
+            elif v is None or isinstance(v, (bool, int, float, str, list, tuple, dict)):
+                out[f.name] = v
     options = getattr(obj, "options", None)
     if isinstance(options, dict):
         out["options"] = options

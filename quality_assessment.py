@@ -12,6 +12,12 @@ command resumes from it (a changed setting or QA data is refused: see its ``.run
 exported to ``{weights_dir}/assess_net.pt`` after every epoch, atomically; a file there that this training
 did not write (such as the published assess_net.pt) is never overwritten: the run stops and says so.
 
+Several processes (DistributedDataParallel: gloo on CPU, nccl on GPU), the same global batch_size::
+
+    torchrun --nproc_per_node=N quality_assessment.py with ...
+
+Each process trains on 1/N of every batch; process 0 alone validates, logs and writes files.
+
 Deviation from the published code: gradients are zeroed before every iteration (the published training
 loop never zeroed them, so they accumulated across iterations).
 """
@@ -75,11 +81,12 @@ def main(backbone, crop_size, min_size, pretrained, epochs, batch_size, lr, mome
     from agent.quality import QualityNet
     from agent.training import check_identity
     from core.device import resolve_device
+    from core.distributed import init_from_env
     from core.identity import file_ref
 
-    setup_logging()
+    dist_info, dev = init_from_env(resolve_device(device))
+    setup_logging(logging.INFO if dist_info.main else logging.WARNING)
     torch.manual_seed(seed)
-    dev = resolve_device(device)
     aug = Augment(resize=tuple(resize) if resize else None)
     train_set, val_set = make_datasets(qa_dir, crop_size=crop_size, min_size=min_size, val_fraction=val_fraction,
                                        seed=seed, augment=aug)
@@ -98,8 +105,10 @@ def main(backbone, crop_size, min_size, pretrained, epochs, batch_size, lr, mome
                             history_path=wdir / "assess_net_history.json", lr=lr, momentum=momentum,
                             weight_decay=weight_decay, gamma=gamma, batch_size=batch_size, device=dev, seed=seed,
                             num_workers=num_workers, export_path=wdir / "assess_net.pt", owner=ident,
-                            progress=progress)
+                            progress=progress, dist_info=dist_info)
     last = history[-1] if history else {}
+    if not dist_info.main:
+        return last
     print(f"{wdir / 'assess_net.pt'}: epoch {last.get('epoch')}, val Pearson {last.get('val_pearson', float('nan')):.3f}, "
           f"Spearman {last.get('val_spearman', float('nan')):.3f}, MAE {last.get('val_mae', float('nan')):.3f}")
     return last

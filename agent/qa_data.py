@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from agent.quality import QualityNet
 from agent.roi import crop_resample, roi_box
 from core import checkpoint
+from core.distributed import SINGLE, DistInfo, GlobalBatchShards, barrier, sum_over_processes, sync_batchnorm, wrap_ddp
 from core.io import atomic_write_json, atomic_write_text
 from datasets import davis_compat as dc
 
@@ -258,8 +259,10 @@ def evaluate_quality(net: QualityNet, dataset: Dataset, device: torch.device | s
 
 
 def train_epoch(net: QualityNet, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                device: torch.device | str = "cpu", progress: bool = False, desc: str = "QA train") -> float:
-    """One pass of MSE regression; returns the mean training loss."""
+                device: torch.device | str = "cpu", progress: bool = False, desc: str = "QA train",
+                steps: list[float] | None = None, dist_info: DistInfo = SINGLE) -> float:
+    """One pass of MSE regression; returns the mean training loss (over every process's samples
+    when ``dist_info`` is a torchrun group). ``steps``: gets each step's loss on the global batch."""
     net.train()
     loss_fn = nn.MSELoss()
     total, n = 0.0, 0
@@ -270,8 +273,11 @@ def train_epoch(net: QualityNet, loader: DataLoader, optimizer: torch.optim.Opti
         loss = loss_fn(net(img, pm), y)
         loss.backward()
         optimizer.step()
-        total += loss.item() * len(y)
-        n += len(y)
+        step_sum, step_n = sum_over_processes([loss.item() * len(y), float(len(y))], dist_info)
+        total += step_sum
+        n += int(step_n)
+        if steps is not None:
+            steps.append(step_sum / step_n)
         bar.set_postfix(loss=f"{total / n:.4f}")
     return total / max(n, 1)
 
@@ -309,16 +315,24 @@ def train_quality(net: QualityNet, train_set: QADataset, val_set: QADataset | No
                   lr: float = 5e-6, momentum: float = 0.9, weight_decay: float = 5e-4, gamma: float = 0.95,
                   batch_size: int = 32, device: torch.device | str = "cpu", seed: int = 0,
                   num_workers: int = 0, export_path: str | os.PathLike | None = None, owner: dict | None = None,
-                  progress: bool = True) -> list[dict[str, Any]]:
+                  progress: bool = True, dist_info: DistInfo = SINGLE) -> list[dict[str, Any]]:
     """Train ``net`` for ``epochs`` epochs (SGD + ExponentialLR(gamma) per epoch, MSE), resuming from the
     training checkpoint ``ckpt_path`` when it exists. After every epoch: validation Pearson / Spearman /
     MAE logged and appended to the history (JSON at ``history_path`` and a CSV beside it), ``ckpt_path``
     rewritten atomically, then the weights exported to ``export_path`` (atomically; with ``owner``, the
     run's identity, a file there this run did not write is refused, see :func:`core.checkpoint.export`).
     Exported weights are never resumed from. A finished run exports again, so a kill between the last
-    checkpoint and its export never leaves the export an epoch old. Returns the history."""
+    checkpoint and its export never leaves the export an epoch old. Returns the history.
+
+    Under torchrun (``dist_info`` of a group, :func:`core.distributed.init_from_env`): every process
+    trains on its share of each global batch of ``batch_size`` (:class:`core.distributed.GlobalBatchShards`)
+    through DistributedDataParallel, batch norm over the global batch; only the main process (rank 0)
+    validates, logs, writes the checkpoint, the history and the export. Each step's loss goes to
+    ``<history>_steps.csv`` (epoch, step, loss on the global batch)."""
     ckpt_path = Path(ckpt_path)
     net.to(device)
+    if dist_info.active:
+        net = sync_batchnorm(net, torch.device(device))
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
     history: list[dict[str, Any]] = []
@@ -341,30 +355,50 @@ def train_quality(net: QualityNet, train_set: QADataset, val_set: QADataset | No
         log.info("QA training resumed from %s after epoch %d", ckpt_path, start)
     if start == 0 and len(train_set):
         init_head(net, float(np.mean(train_set.targets)))
-    gen = torch.Generator().manual_seed(seed)
+    model = wrap_ddp(net, dist_info, torch.device(device))
+    main = dist_info.main
     for epoch in range(start, epochs):
-        gen.manual_seed(seed * 1000 + epoch)
         train_set.set_epoch(epoch)
-        loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=gen, num_workers=num_workers,
-                            drop_last=len(train_set) > batch_size)
-        loss = train_epoch(net, loader, optimizer, device, progress, desc=f"QA epoch {epoch + 1}/{epochs}")
+        drop_last = len(train_set) > batch_size
+        # the global batches, shared out among the processes of a torchrun group (alone: all of them)
+        shards = GlobalBatchShards(len(train_set), batch_size, dist_info, seed * 1000 + epoch, drop_last)
+        loader = DataLoader(train_set, batch_sampler=shards, num_workers=num_workers)
+        steps: list[float] = []
+        loss = train_epoch(model, loader, optimizer, device, progress and main, desc=f"QA epoch {epoch + 1}/{epochs}",
+                           steps=steps, dist_info=dist_info)
         lr_now = optimizer.param_groups[0]["lr"]
         scheduler.step()
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr_now, "train_loss": loss}
-        if val_set is not None and len(val_set):
+        if main and val_set is not None and len(val_set):
             row.update({f"val_{k}": v for k, v in evaluate_quality(net, val_set, device, batch_size).items()})
         history.append(row)
+        if not main:
+            continue
         log.info("QA epoch %d/%d: %s", epoch + 1, epochs,
                  ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
         _save_checkpoint(ckpt_path, net, optimizer, scheduler, epoch, history)
         _write_history(history_path, history)
+        _append_steps(history_path, epoch + 1, steps)
         if export_path is not None:
             _export(net, Path(export_path), owner)
-    if start >= epochs and history:      # finished before: the files match the last checkpoint, even after a kill
+    if main and start >= epochs and history:   # finished before: the files match the last checkpoint, even after a kill
         _write_history(history_path, history)
         if export_path is not None:
             _export(net, Path(export_path), owner)
+    barrier(dist_info)
     return history
+
+
+def _append_steps(history_path: str | os.PathLike | None, epoch: int, steps: list[float]) -> None:
+    """``<history>_steps.csv``: one row per training step (epoch, step, loss), rows of ``epoch``
+    replaced (a resumed epoch is written once)."""
+    if history_path is None:
+        return
+    path = Path(history_path).with_name(Path(history_path).stem + "_steps.csv")
+    old = pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame(columns=["epoch", "step", "loss"])
+    new = pd.DataFrame({"epoch": epoch, "step": range(1, len(steps) + 1), "loss": steps})
+    rows = pd.concat([old[old["epoch"] < epoch], new], ignore_index=True) if len(old) else new
+    atomic_write_text(path, rows.to_csv(index=False))
 
 
 def _write_history(history_path: str | os.PathLike | None, history: list[dict]) -> None:

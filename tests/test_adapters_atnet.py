@@ -84,10 +84,6 @@ def test_missing_checkout_names_clone_command(tmp_path):
 
 
 # -- the network, two rounds ------------------------------------------------------------------------
-def tiny_sequence() -> tuple[np.ndarray, np.ndarray]:
-    return two_bars_clip(T, H, W)
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """Random ATnet weights saved as ATNet-checkpoint.pth is laid out (plain state dict); built
@@ -120,7 +116,7 @@ def run(checkpoint):
     from datasets import davis_compat as dc
     from VOS.atnet import ATNetBackend
 
-    frames, gt = tiny_sequence()
+    frames, gt = two_bars_clip(T, H, W)
     robot = dc.robot_for(2)
     backend = ATNetBackend("cpu", checkout=ATNET, weights=checkpoint)
     backend.start(frames, K)

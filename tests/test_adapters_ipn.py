@@ -31,10 +31,6 @@ T, H, W, K = 6, 64, 96, 2
 FIRST, SECOND = 2, 4
 
 
-def tiny_sequence() -> tuple[np.ndarray, np.ndarray]:
-    return two_bars_clip(T, H, W)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     with torch_threads(1):
@@ -94,7 +90,7 @@ def run(weights):
     from VOS.ipn import IPNBackend
 
     paths, _ = weights
-    frames, gt = tiny_sequence()
+    frames, gt = two_bars_clip(T, H, W)
     robot = dc.robot_for(4)
     backend = IPNBackend("cpu", checkout=IPN, weights_i=paths["I"], weights_p=paths["P"])
     backend.start(frames, K)

@@ -31,10 +31,6 @@ T, H, W, K = 6, 64, 96, 2
 FIRST, SECOND, THIRD = 2, 4, 0
 
 
-def tiny_sequence() -> tuple[np.ndarray, np.ndarray]:
-    return two_bars_clip(T, H, W)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     with torch_threads(1):
@@ -116,7 +112,7 @@ def robot_rounds(backend, frames, gt):
 def run(checkpoint):
     from VOS.manet import MANetBackend
 
-    frames, gt = tiny_sequence()
+    frames, gt = two_bars_clip(T, H, W)
     backend = MANetBackend("cpu", checkout=MANET, weights=checkpoint, size=(H, W))
     outs, scribbles = robot_rounds(backend, frames, gt)
     return dict(backend=backend, frames=frames, gt=gt, outs=outs, scribbles=scribbles)

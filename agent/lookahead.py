@@ -22,12 +22,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from agent.window import window_scribbles
 from datasets import davis_compat as dc
-
-
-def window_scribbles(scribbles: dict, start: int, stop: int) -> dict:
-    """The scribble dict restricted to frames [start, stop) (window-relative frame list)."""
-    return {"sequence": scribbles.get("sequence"), "scribbles": scribbles["scribbles"][start:stop]}
 
 
 def object_weighted(gt: np.ndarray, pred: np.ndarray, num_objects: int) -> tuple[float, np.ndarray]:

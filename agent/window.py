@@ -1,4 +1,4 @@
-"""The consecutive frame window a training episode runs on (PROTOCOL.md §5)."""
+"""The consecutive frame window a training episode runs on (PROTOCOL.md §5), and the scribbles seen through it."""
 from __future__ import annotations
 
 
@@ -18,3 +18,9 @@ def episode_window(num_frames: int, first_frame: int, length: int = 25) -> tuple
     L = min(int(length), T)
     start = int((max(0, f - L + 1) + f - max(f + L - T, 0)) / 2)
     return start, start + L
+
+
+def window_scribbles(scribbles: dict, start: int, stop: int) -> dict:
+    """A davisinteractive scribble dict restricted to frames [start, stop): its ``scribbles`` list is
+    window-relative (entry i holds the strokes of frame start + i)."""
+    return {"sequence": scribbles.get("sequence"), "scribbles": scribbles["scribbles"][start:stop]}

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from agent.window import episode_window
+from agent.window import episode_window, window_scribbles
 from datasets import davis_compat as dc
 from datasets import davis_metrics
 from datasets.layout import DatasetError, DatasetSpec, registered
@@ -168,10 +168,6 @@ class _ScoreCache:
         _ScoreCache.current = None
 
 
-def _window_scribbles(scribbles: dict, start: int, stop: int) -> dict:
-    return {"sequence": scribbles.get("sequence"), "scribbles": scribbles["scribbles"][start:stop]}
-
-
 def _rank(values: np.ndarray, index: int) -> int:
     """Rank of ``values[index]`` in ascending order (0 = lowest; ties share the best rank)."""
     return int(np.sum(values < values[index]))
@@ -278,7 +274,7 @@ class _SampleRun:
         error region it can skeletonise): the round still counts, on the frame that was requested."""
         frames_with = dc.annotated_frames(scribbles)
         lframe = (int(frames_with[0]) if frames_with else int(self.requested)) - self.start
-        out = self.backend.interact(lframe, _window_scribbles(scribbles, self.start, self.stop))
+        out = self.backend.interact(lframe, window_scribbles(scribbles, self.start, self.stop))
         self.counts[lframe] += 1
         self.annotated.append(lframe)
         return lframe, out
@@ -395,7 +391,7 @@ def _look_ahead(backend: VOSBackend, robot, seq: str, pred: np.ndarray, gt: np.n
         for c in candidates:
             scr = robot.interact(seq, pred, gt, nb_objects=K, frame=start + int(c))
             with backend.trial():
-                out = backend.interact(int(c), _window_scribbles(scr, start, stop))
+                out = backend.interact(int(c), window_scribbles(scr, start, stop))
             j, f = score_masks(gt[start:stop], out.masks.astype(np.int64), K)
             scores.append(object_weighted_jf(j, f))
         return np.asarray(scores)

@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 JPEG_QUALITY = 88
+JPEG_CACHE = 256
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Controller:
         self.version = 0                 # bumps whenever the masks change (the page's image cache key)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="annotate-worker")
         self.lock = threading.Lock()
+        self._jpegs: OrderedDict[tuple, bytes] = OrderedDict()
 
     # -- jobs -----------------------------------------------------------------------------
     def busy(self) -> bool:
@@ -177,12 +180,21 @@ class Controller:
 
     # -- frames ----------------------------------------------------------------------------
     def frame_jpeg(self, t: int, overlay: bool) -> bytes:
+        """JPEG of frame ``t`` (masks overlaid or not); the last JPEG_CACHE images are kept (scrubbing back and
+        forth while a round runs then costs no encoding)."""
         s = self.require()
         if not 0 <= t < s.num_frames:
             raise InputError(f"frame {t} is outside the video (0..{s.num_frames - 1})")
-        rgb = s.overlay(t) if overlay else s.video.frames[t]
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        return buf.tobytes()
+        key = (id(s), self.version, t, bool(overlay and s.masks is not None))
+        data = self._jpegs.get(key)
+        if data is None:
+            rgb = s.overlay(t) if overlay else s.video.frames[t]
+            _, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            data = buf.tobytes()
+            self._jpegs[key] = data
+            while len(self._jpegs) > JPEG_CACHE:
+                self._jpegs.popitem(last=False)
+        return data
 
 
 class BusyError(InputError):

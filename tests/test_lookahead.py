@@ -104,3 +104,21 @@ def test_beam_candidates_grid_plus_worst():
     q = np.array([0.9, 0.2, 0.8, 0.1, 0.7, 0.95, 0.3, 0.6, 0.5, 0.9])
     # grid of 3 over 10 frames: 0, 4 (round(4.5) = 4), 9; the two worst others: 3 (0.1), 1 (0.2)
     assert beam_candidates(q, grid=3, worst=2) == [0, 1, 3, 4, 9]
+
+
+def test_backend_tap_keeps_the_round_not_the_trials():
+    from agent.lookahead import BackendTap
+
+    gt = np.zeros((T, 4, 8), np.int64)
+    gt[:, :, :4] = 1
+    tap = BackendTap(ToyBackend(), gt_of=lambda seq: gt, robot=ToyRobot())
+    tap.start(np.zeros((T, 4, 8, 3), np.uint8), 1, sequence="toy")
+    out = tap.interact(3, {"scribbles": [[] for _ in range(T)]})
+    with tap.trial():
+        tap.interact(5, {"scribbles": [[] for _ in range(T)]})
+    assert tap.last is out and tap.annotated == [3]
+    np.testing.assert_array_equal(tap.probs(), out.probs)
+    look = tap.look_ahead()
+    # from {3}: adding 0 makes frames 0, 1, 2, 3 correct; adding 5 makes 0, 2, 3, 5 correct (4 of 6 each)
+    np.testing.assert_allclose(look.try_frames([0, 5]), [4 / T, 4 / T])
+    assert tap.annotated == [3]

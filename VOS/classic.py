@@ -219,6 +219,64 @@ def segment_annotated(image: np.ndarray, seeds: np.ndarray, num_objects: int, pr
     return labels
 
 
+def _similarity(mask: np.ndarray, flow: np.ndarray, conf: np.ndarray, max_points: int = 400) -> np.ndarray | None:
+    """(2, 3) similarity transform (rotation, uniform scale, shift) fitted with RANSAC to the flow of
+    ``mask``'s flow-consistent pixels (``conf`` > 0.5); None when fewer than 12 such pixels or when
+    under half of them agree with the fit (a non-rigid or badly tracked object)."""
+    ys, xs = np.nonzero(mask & (conf > 0.5))
+    if len(xs) < 12:
+        return None
+    if len(xs) > max_points:   # an even subsample: deterministic
+        idx = np.linspace(0, len(xs) - 1, max_points).astype(int)
+        ys, xs = ys[idx], xs[idx]
+    src = np.stack([xs, ys], 1).astype(np.float32)
+    dst = src + flow[ys, xs]
+    M, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.5,
+                                             maxIters=200, confidence=0.99)
+    if M is None or inliers is None or inliers.mean() < 0.5:
+        return None
+    return M
+
+
+def _grabcut_refine(bgr: np.ndarray, warped: np.ndarray, core: np.ndarray, others: np.ndarray,
+                    iters: int = 1, ring_factor: float = 0.25) -> np.ndarray:
+    """(h, w) bool refinement of a warped soft mask by one GrabCut in its (enlarged) bounding box.
+
+    bgr: (h, w, 3) uint8 frame; warped: (h, w) float in [0, 1]; core: (h, w) bool sure foreground;
+    others: (h, w) bool sure background (the other objects' cores). The trimap: sure foreground on
+    the core, probable foreground on the rest of the warped mask, probable background in a ring
+    around it, sure background beyond it and on ``others``.
+    """
+    h, w = warped.shape
+    m = warped > 0.5
+    n = int(m.sum())
+    ys, xs = np.nonzero(m)
+    ring = max(2, int(round(ring_factor * np.sqrt(n))))
+    y0, y1 = max(ys.min() - 2 * ring, 0), min(ys.max() + 2 * ring + 1, h)
+    x0, x1 = max(xs.min() - 2 * ring, 0), min(xs.max() + 2 * ring + 1, w)
+    crop = (slice(y0, y1), slice(x0, x1))
+    mc = m[crop].astype(np.uint8)
+    near = cv2.dilate(mc, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1, 2 * ring + 1))) > 0
+    tri = np.full(mc.shape, cv2.GC_BGD, np.uint8)
+    tri[near] = cv2.GC_PR_BGD
+    tri[mc > 0] = cv2.GC_PR_FGD
+    tri[core[crop]] = cv2.GC_FGD
+    tri[others[crop]] = cv2.GC_BGD
+    out = np.zeros((h, w), bool)
+    fg = (tri == cv2.GC_FGD) | (tri == cv2.GC_PR_FGD)
+    if fg.sum() >= 10 and (~fg).sum() >= 10 and (tri == cv2.GC_BGD).any() and \
+            ((tri == cv2.GC_FGD) | (tri == cv2.GC_PR_BGD)).any():
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        try:
+            cv2.setRNGSeed(0)
+            cv2.grabCut(np.ascontiguousarray(bgr[crop]), tri, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
+        except cv2.error as exc:
+            log.debug("grabCut refinement failed (%s); keeping the warped mask", exc)
+        fg = (tri == cv2.GC_FGD) | (tri == cv2.GC_PR_FGD)
+    out[crop] = fg
+    return out
+
+
 # -- the backend ------------------------------------------------------------------------
 class ClassicBackend(VOSBackend):
     """Scribbles -> GrabCut on the annotated frame -> optical-flow propagation (see module doc).
@@ -243,7 +301,10 @@ class ClassicBackend(VOSBackend):
                  colour_bins: int = 8, prior_blur: float = 0.01, prior_floor: float = 1e-6,
                  prior_power: float = 1.0, redetect: bool = True, redetect_mass: float = 0.2,
                  redetect_radius: float = 0.35, redetect_density: float = 0.1, colour_feedback: float = 0.3,
-                 min_region: float = 0.05, **options: Any) -> None:
+                 min_region: float = 0.05, propagation: str = "grabcut", refine_iters: int = 1,
+                 prev_weight: float = 0.05, refine_ring: float = 0.25, core_erode: float = 0.08,
+                 rigid: bool = True, refine: bool = True, feedback: str = "both", mix_colour: float = 0.5,
+                 **options: Any) -> None:
         super().__init__(device=device, **options)
         _flow_engine(flow)   # fail early on an unknown method
         self.work_size = int(work_size)
@@ -262,6 +323,18 @@ class ClassicBackend(VOSBackend):
         self.redetect_density = float(redetect_density)
         self.colour_feedback = float(colour_feedback)
         self.min_region = float(min_region)
+        if propagation not in ("grabcut", "colour"):
+            raise ValueError(f"unknown propagation '{propagation}' (grabcut or colour)")
+        self.propagation = propagation
+        self.refine_iters = int(refine_iters)
+        self.prev_weight = float(prev_weight)
+        self.refine_ring = float(refine_ring)
+        self.core_erode = float(core_erode)
+        self.rigid = bool(rigid)
+        self.refine = bool(refine)
+        self.feedback = str(feedback)
+        self.mix_colour = float(mix_colour)
+        self._chains: dict[tuple[int, int], tuple[bytes, list]] = {}
         self._cidx: np.ndarray | None = None
         self._flow: FlowCache | None = None
         self.anchors: dict[int, np.ndarray] = {}
@@ -280,6 +353,7 @@ class ClassicBackend(VOSBackend):
         self.small = np.stack([_resize(f, self.work_hw) for f in self.frames])
         self._flow = None
         self._cidx = None
+        self._chains = {}
         self.anchors = {}
         self.prev = None
 
@@ -454,6 +528,9 @@ class ClassicBackend(VOSBackend):
 
     def _propagate(self, frame: int) -> None:
         """Recompute the frames between the anchors enclosing ``frame``; keep the others."""
+        if self.propagation == "grabcut":
+            self._propagate_refined(frame)
+            return
         T = len(self.frames)
         K1 = self.num_objects + 1
         h, w = self.work_hw
@@ -481,6 +558,175 @@ class ClassicBackend(VOSBackend):
             self.prev[t] = tau * merged + (1.0 - tau) / K1
             if self.min_region > 0:
                 self._drop_small(self.prev[t], ref)
+
+    # -- propagation with per-frame GrabCut refinement (the default) -----------------------
+    def _propagate_refined(self, frame: int) -> None:
+        """Frames strictly between the anchors enclosing ``frame`` get the confidence-weighted fusion
+        of the chains from those anchors (:meth:`_refined_chain`):
+        ``(w_L c_L p_L + w_R c_R p_R + prev_weight p_prev) / (w_L c_L + w_R c_R + prev_weight)`` with
+        linear temporal weights ``w`` between the enclosing anchors (1 beyond the last one), chain
+        confidences ``c`` and the previous round's estimate ``p_prev``; then, as before,
+        ``tau * fused + (1 - tau) / (K + 1)`` with ``tau = decay**distance``."""
+        T = len(self.frames)
+        K1 = self.num_objects + 1
+        h, w = self.work_hw
+        anchors = sorted(self.anchors)
+        if self.prev is None:
+            self.prev = np.full((T, h, w, K1), 1.0 / K1, np.float32)
+        for a in anchors:
+            self.prev[a] = self._anchor_small(a)
+        before = [a for a in anchors if a < frame]
+        after = [a for a in anchors if a > frame]
+        lo = before[-1] if before else -1
+        hi = after[0] if after else T
+        colour: dict[int, list[tuple[np.ndarray, float]]] = {t: [] for t in range(lo + 1, hi)}
+        if self.mix_colour > 0:
+            for a, stop in ((lo, frame), (frame, lo), (frame, hi), (hi, frame)):
+                if 0 <= a < T:
+                    for t, p in self._chain(a, stop).items():
+                        colour[t].append((p, self.decay ** abs(t - a)))
+        for left, right in ((lo, frame), (frame, hi)):
+            fwd = self._refined_chain(left, right - left - 1, +1) if left >= 0 else []
+            bwd = self._refined_chain(right, right - left - 1, -1) if right < T else []
+            for i, t in enumerate(range(left + 1, right)):
+                num = self.prev_weight * self.prev[t]
+                den = np.full((h, w, 1), self.prev_weight, np.float32)
+                for chain, anchor in ((fwd, left), (bwd, right)):
+                    if not chain:
+                        continue
+                    labels, conf = chain[i] if chain is fwd else chain[right - t - 1]
+                    if left >= 0 and right < T:
+                        wt = 1.0 - abs(t - anchor) / (right - left)
+                    else:
+                        wt = 1.0
+                    c = (wt * conf.astype(np.float32))[..., None]
+                    num = num + c * self._soft_labels(labels)
+                    den = den + c
+                fused = num / den
+                if colour[t]:
+                    c_est = sum(d * p for p, d in colour[t]) / sum(d for _, d in colour[t])
+                    fused = (1 - self.mix_colour) * fused + self.mix_colour * c_est
+                dist = min(abs(t - x) for x in (left, right) if 0 <= x < T)
+                tau = self.decay ** dist
+                self.prev[t] = tau * fused + (1.0 - tau) / K1
+
+    def _soft_labels(self, labels: np.ndarray) -> np.ndarray:
+        """(h, w) ids -> (h, w, K+1) float32 one-hot, softened over about a pixel at the outlines."""
+        K1 = self.num_objects + 1
+        soft = cv2.GaussianBlur(_onehot(labels, K1), (3, 3), 0.8).reshape(labels.shape + (K1,))
+        return soft / soft.sum(-1, keepdims=True)
+
+    def _refined_chain(self, a: int, length: int, step: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The first ``length`` frames of the chain from anchor ``a`` in direction ``step`` (+1/-1):
+        [(labels (h, w) uint8, confidence (h, w) float16)], frame ``a + step * (i + 1)`` at index i.
+
+        A chain depends only on its anchor's labels (and the frames), so it is cached and extended.
+        Each step: per object, a similarity transform fitted with RANSAC to the flow of the mask's
+        flow-consistent pixels moves the mask (the dense backward warp when too few pixels agree);
+        the warped mask is refined by a GrabCut on the new frame in the object's bounding box, seeded
+        by its eroded core (sure foreground where the flow was consistent), the ring beyond a dilation
+        (sure background) and the other objects' cores (sure background); overlaps go to the object
+        whose warped mask is stronger. The confidence map is carried by the same flow and multiplied
+        by the forward-backward consistency, so a pixel whose source left the frame (or was occluded)
+        has none.
+        """
+        T = len(self.frames)
+        length = max(0, min(length, (T - 1 - a) if step > 0 else a))
+        if length == 0:
+            return []
+        key = (a, step)
+        h, w = self.work_hw
+        anchor = _resize(self.anchors[a], (h, w), nearest=True)
+        tag = anchor.tobytes()
+        cached = self._chains.get(key)
+        fresh = cached is None or cached[0] != tag
+        chain, last = ([], {}) if fresh else (cached[1], cached[2])
+        if len(chain) >= length:
+            return [(lab, c) for lab, c, _ in chain[:length]]
+        fc = self.flow()
+        state = chain[-1][2] if chain else anchor
+        conf = chain[-1][1].astype(np.float32) if chain else np.ones((h, w), np.float32)
+        K1 = self.num_objects + 1
+        mass0 = np.bincount(anchor.ravel(), minlength=K1)[:K1].astype(np.float64)
+        lik = self._colour_model(a) if self.redetect else None
+        t = a + step * len(chain)
+        while len(chain) < length:
+            nxt = t + step
+            if step > 0:
+                fwd, back, cback = fc.fwd[t], fc.bwd[t], fc.cbwd[t]
+                cfwd = fc.cfwd[t]
+            else:
+                fwd, back, cback = fc.bwd[nxt], fc.fwd[nxt], fc.cfwd[nxt]
+                cfwd = fc.cbwd[nxt]
+            labels, state = self._step_labels(state, self.small[nxt], fwd, cfwd, back)
+            conf = _remap(conf, fc.grid + back) * cback
+            if lik is not None:   # an object lost after an exit or an occlusion: search by colour
+                like = lik[:, self._colour_index()[nxt]]
+                for k, region in self._redetect(_onehot(labels, K1), like, mass0, last):
+                    labels, state = labels.copy(), state.copy()
+                    labels[region] = k
+                    state[region] = k
+                    conf[region] = np.maximum(conf[region], 0.5)
+            chain.append((labels, conf.astype(np.float16), state))
+            t = nxt
+        self._chains[key] = (tag, chain, last)
+        return [(lab, c) for lab, c, _ in chain[:length]]
+
+    def _step_labels(self, labels: np.ndarray, image: np.ndarray, fwd: np.ndarray, cfwd: np.ndarray,
+                     back: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(refined labels, carried state), both (h, w) uint8, of the next frame from the carried state
+        ``labels`` of this one; see :meth:`_refined_chain`."""
+        h, w = labels.shape
+        K = self.num_objects
+        fc = self.flow()
+        warped = np.zeros((K + 1, h, w), np.float32)
+        for k in range(1, K + 1):
+            m = labels == k
+            if not m.any():
+                continue
+            M = _similarity(m, fwd, cfwd) if self.rigid else None
+            if M is not None:
+                warped[k] = cv2.warpAffine(m.astype(np.float32), M, (w, h), flags=cv2.INTER_LINEAR,
+                                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            else:
+                warped[k] = _remap(m.astype(np.float32), fc.grid + back, cv2.BORDER_CONSTANT)
+        cores = np.zeros((K + 1, h, w), bool)
+        for k in range(1, K + 1):
+            mk = warped[k] > 0.5
+            if mk.sum() >= 4:
+                r = max(1, int(round(self.core_erode * np.sqrt(mk.sum()))))
+                cores[k] = cv2.erode(mk.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                                                    (2 * r + 1, 2 * r + 1))) > 0
+        score = np.zeros((K + 1, h, w), np.float32)
+        score[0] = 0.5
+        bgr = np.ascontiguousarray(image[..., ::-1])
+        for k in range(1, K + 1):
+            mk = warped[k] > 0.5
+            n = int(mk.sum())
+            if n < 4:
+                continue
+            if self.refine:
+                refined = _grabcut_refine(bgr, warped[k], cores[k], cores[np.arange(K + 1) != k].any(0) & ~cores[k],
+                                          self.refine_iters, self.refine_ring)
+            else:
+                refined = mk
+            score[k] = refined * (0.5 + warped[k])
+        out = score.argmax(0).astype(np.uint8)
+        if self.feedback == "refined":
+            return out, out
+        if self.feedback == "warped":
+            warped[0] = 0.5
+            return out, warped.argmax(0).astype(np.uint8)
+        # "both": the refinement may move the outline by at most a few pixels from the warp
+        state = np.zeros_like(out)
+        for k in range(1, K + 1):
+            mk = (warped[k] > 0.5).astype(np.uint8)
+            if not mk.any():
+                continue
+            r = max(1, int(round(0.03 * np.sqrt(mk.sum()))))
+            near = cv2.dilate(mk, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+            state[(out == k) & near] = k
+        return out, state
 
     def _drop_small(self, P: np.ndarray, ref: np.ndarray) -> None:
         """In place on (h, w, K+1) ``P``: connected regions of arg-max label k smaller than

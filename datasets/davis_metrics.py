@@ -22,8 +22,9 @@ Why it is faster (same numbers): the labels are brought to uint8 once; every mea
 (frame, object) is computed inside the bounding box of both masks grown by one pixel, where all
 boundary pixels lie (dilating inside that box is exact because dilation ignores pixels outside
 the image, and outside the box there are no boundary pixels to reach into it); the boundary map
-is one 2x2 morphological gradient; the disk dilation is the maximum of a few separable
-rectangle dilations.
+is one 2x2 morphological gradient; only boundary pixels not on the other boundary are tested
+against the dilation, which runs on their box alone, row by row (each row of the disk is a
+horizontal segment).
 """
 from __future__ import annotations
 
@@ -95,34 +96,22 @@ def boundary_map(seg: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(seg, cv2.MORPH_GRADIENT, _BLOCK, anchor=(0, 0)).view(bool)
 
 
-@lru_cache(maxsize=16)
-def _disk_parts(radius: float) -> tuple[np.ndarray, ...]:
-    """``skimage.morphology.disk(radius)`` as uint8, or, for an integer radius, as the rectangles
-    whose union it is (rows |dy| <= a reach |dx| <= floor(sqrt(r^2 - a^2))): dilating by each and
-    taking the maximum is dilating by the disk, and a rectangle dilation is separable, so fast."""
-    from skimage.morphology import disk
+def _dilate_disk(b: np.ndarray, r: int) -> np.ndarray:
+    """(h, w) bool dilated by ``skimage.morphology.disk(r)`` (integer r), pixels outside ignored.
 
-    full = disk(radius).astype(np.uint8)
-    if float(radius) != int(radius):
-        return (full,)
-    r = int(radius)
-    widths = [int(np.floor(np.sqrt(r * r - dy * dy))) for dy in range(r + 1)]
-    parts = tuple(np.ones((2 * dy + 1, 2 * widths[dy] + 1), np.uint8)
-                  for dy in range(r + 1) if dy == r or widths[dy + 1] < widths[dy])
-    union = np.zeros_like(full)
-    for k in parts:
-        h, w = k.shape
-        union[r - h // 2:r + h // 2 + 1, r - w // 2:r + w // 2 + 1] = 1
-    assert np.array_equal(union, full), "disk decomposition does not match skimage's disk"
-    return parts
-
-
-def _dilate(b: np.ndarray, parts: tuple[np.ndarray, ...]) -> np.ndarray:
-    """(h, w) bool dilated by the disk whose parts these are (cv2.dilate: outside pixels ignored)."""
-    u8 = b.view(np.uint8)
-    out = cv2.dilate(u8, parts[0])
-    for k in parts[1:]:
-        cv2.max(out, cv2.dilate(u8, k), dst=out)
+    The disk's row dy spans |dx| <= w(dy) = floor(sqrt(r^2 - dy^2)): dilate each row horizontally by
+    every distinct w (each from the previous one, so in few steps), then take, for every dy, the
+    maximum with the rows dy above and below dilated by w(dy)."""
+    widths, steps = _row_steps(r)
+    rows: dict[int, np.ndarray] = {0: b.view(np.uint8)}
+    prev = rows[0]
+    for w, kernel in steps:
+        prev = rows[w] = cv2.dilate(prev, kernel)
+    out = rows[widths[0]].copy()
+    for dy in range(1, min(r, out.shape[0] - 1) + 1):
+        hw = rows[widths[dy]]
+        np.maximum(out[dy:], hw[:-dy], out=out[dy:])
+        np.maximum(out[:-dy], hw[dy:], out=out[:-dy])
     return out.view(bool)
 
 
@@ -139,8 +128,9 @@ def _presence(labels: np.ndarray, ids: np.ndarray) -> list[tuple[np.ndarray, np.
     OR-reduced along rows and along columns."""
     T, H, W = labels.shape
     if labels.dtype == np.uint8 and len(ids) <= 31 and H * T * W > 0:
-        lut = np.zeros(256, np.int32)
-        lut[np.asarray(ids, np.int64)] = 1 << np.arange(len(ids), dtype=np.int32)
+        bits = np.uint8 if len(ids) <= 8 else np.uint16 if len(ids) <= 16 else np.int32   # narrow: less to write
+        lut = np.zeros(256, bits)
+        lut[np.asarray(ids, np.int64)] = (1 << np.arange(len(ids), dtype=np.int64)).astype(bits)
         bits = cv2.LUT(labels.reshape(T * H, W), lut).reshape(T, H, W)
         rows, cols = np.bitwise_or.reduce(bits, axis=2), np.bitwise_or.reduce(bits, axis=1)
         return [((rows >> i) & 1 == 1, (cols >> i) & 1 == 1) for i in range(len(ids))]
@@ -160,52 +150,68 @@ def _span(a: np.ndarray, b: np.ndarray, n: int) -> tuple[int, int] | None:
     return max(int(idx[0]) - 1, 0), min(int(idx[-1]) + 2, n)
 
 
-def _region_dilate(src: np.ndarray, box: tuple[int, int, int, int], r: int, parts: tuple[np.ndarray, ...]
-                   ) -> np.ndarray:
-    """``src`` (h, w) bool dilated by ``parts``, evaluated on ``box`` = (y0, y1, x0, x1) only: the
-    dilation runs on the box grown by ``r``, beyond which no source pixel can reach the box."""
+def _region_dilate(src: np.ndarray, box: tuple[int, int, int, int], radius: float) -> np.ndarray:
+    """``src`` (h, w) bool dilated by ``skimage.morphology.disk(radius)`` as ``cv2.dilate`` does,
+    evaluated on ``box`` = (y0, y1, x0, x1) only: the dilation runs on the box grown by the radius,
+    beyond which no source pixel can reach the box."""
     h, w = src.shape
     y0, y1, x0, x1 = box
+    r = int(np.ceil(radius))                # no disk pixel lies farther from its centre
     sy0, sy1, sx0, sx1 = max(y0 - r, 0), min(y1 + r, h), max(x0 - r, 0), min(x1 + r, w)
-    dil = _dilate(np.ascontiguousarray(src[sy0:sy1, sx0:sx1]), parts)
+    region = np.ascontiguousarray(src[sy0:sy1, sx0:sx1])
+    if float(radius) != r or region.size <= _SMALL:   # one call with the whole disk
+        dil = cv2.dilate(region.view(np.uint8), _disk(radius)).view(bool)
+    else:                                              # row by row: less work per pixel
+        dil = _dilate_disk(region, r)
     return dil[y0 - sy0:y1 - sy0, x0 - sx0:x1 - sx0]
 
 
 def _bbox(m: np.ndarray) -> tuple[int, int, int, int] | None:
-    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-    if len(rows) == 0:
+    """(y0, y1, x0, x1) of the True pixels of a (h, w) bool array, None if there are none."""
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(m).view(np.uint8))
+    if w == 0:
         return None
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return y, y + h, x, x + w
 
 
-def _matched(src: np.ndarray, dst: np.ndarray, parts: tuple[np.ndarray, ...], r: int) -> int:
-    """How many pixels of the boundary ``dst`` lie within the disk of a pixel of ``src`` (both (h, w)
-    bool), i.e. on ``dilate(src, disk)``. Pixels on ``src`` itself match. For the others, the disk's
-    largest inner rectangle tells those that surely match and its bounding square those that surely
-    do not; only the pixels in between are tested against the whole disk, within their box."""
+def _matched(src: np.ndarray, dst: np.ndarray, n_dst: int, radius: float) -> int:
+    """How many of the ``n_dst`` pixels of the boundary ``dst`` lie within the disk of a pixel of ``src``
+    (both (h, w) bool), i.e. on ``dilate(src, disk)``. Pixels on ``src`` itself match; the others are
+    tested on the dilation of ``src`` inside their bounding box only."""
     rest = dst & ~src
-    count = int(np.count_nonzero(dst)) - int(np.count_nonzero(rest))
+    n_rest = int(np.count_nonzero(rest))
+    if n_rest == 0:
+        return n_dst
     box = _bbox(rest)
-    if box is None:
-        return count
     y0, y1, x0, x1 = box
-    if len(parts) == 1:                      # a disk we did not decompose
-        return count + int(np.count_nonzero(rest[y0:y1, x0:x1] & _region_dilate(src, box, r, parts)))
-    inner = max(parts, key=lambda k: k.size)
-    square = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
-    rest = rest[y0:y1, x0:x1]
-    sure = rest & _region_dilate(src, box, r, (inner,))
-    maybe = rest & ~sure & _region_dilate(src, box, r, (square,))
-    count += int(np.count_nonzero(sure))
-    sub = _bbox(maybe)
-    if sub is not None:
-        a0, a1, b0, b1 = sub
-        exact = _region_dilate(src, (y0 + a0, y0 + a1, x0 + b0, x0 + b1), r, parts)
-        count += int(np.count_nonzero(maybe[a0:a1, b0:b1] & exact))
-    return count
+    return n_dst - n_rest + int(np.count_nonzero(rest[y0:y1, x0:x1] & _region_dilate(src, box, radius)))
 
 
-def _f_value(gt_b: np.ndarray, pr_b: np.ndarray, parts: tuple[np.ndarray, ...], r: int) -> float:
+#: regions up to this many pixels are dilated by the disk in one call (fewer calls), larger ones row
+#: by row (less work per pixel)
+_SMALL = 6000
+
+
+@lru_cache(maxsize=16)
+def _row_steps(r: int) -> tuple[list[int], list[tuple[int, np.ndarray]]]:
+    """The disk's half-widths w(dy), dy = 0..r, and the steps from one distinct width to the next
+    (width, 1 x (2 * increase + 1) kernel)."""
+    widths = [int(np.floor(np.sqrt(r * r - dy * dy))) for dy in range(r + 1)]
+    steps, prev = [], 0
+    for w in sorted(set(widths) - {0}):
+        steps.append((w, np.ones((1, 2 * (w - prev) + 1), np.uint8)))
+        prev = w
+    return widths, steps
+
+
+@lru_cache(maxsize=16)
+def _disk(radius: float) -> np.ndarray:
+    from skimage.morphology import disk
+
+    return disk(radius).astype(np.uint8)
+
+
+def _f_value(gt_b: np.ndarray, pr_b: np.ndarray, radius: float) -> float:
     n_fg, n_gt = int(np.count_nonzero(pr_b)), int(np.count_nonzero(gt_b))
     if n_fg == 0 and n_gt > 0:
         precision, recall = 1.0, 0.0
@@ -214,8 +220,8 @@ def _f_value(gt_b: np.ndarray, pr_b: np.ndarray, parts: tuple[np.ndarray, ...], 
     elif n_fg == 0 and n_gt == 0:
         precision, recall = 1.0, 1.0
     else:
-        precision = _matched(gt_b, pr_b, parts, r) / float(n_fg)
-        recall = _matched(pr_b, gt_b, parts, r) / float(n_gt)
+        precision = _matched(gt_b, pr_b, n_fg, radius) / float(n_fg)
+        recall = _matched(pr_b, gt_b, n_gt, radius) / float(n_gt)
     if precision + recall == 0:
         return 0.0
     return 2 * precision * recall / (precision + recall)
@@ -230,17 +236,43 @@ def _prepare(y_true, y_pred, nb_objects: int | None) -> tuple[np.ndarray, np.nda
     return y_true, y_pred, ids
 
 
+def _gt_pieces(gt: np.ndarray, ids: np.ndarray, presence: list) -> dict[tuple[int, int], tuple]:
+    """Per (frame, object index) where the object is present: its grown box (y0, y1, x0, x1), its mask
+    and its boundary map inside that box (the boundary lies in the box, see :func:`_span`)."""
+    T, H, W = gt.shape
+    out = {}
+    for i, (obj, (rows, cols)) in enumerate(zip(ids, presence, strict=True)):
+        for t in range(T):
+            ys, xs = _span(rows[t], rows[t], H), _span(cols[t], cols[t], W)
+            if ys is not None:
+                m = gt[t, ys[0]:ys[1], xs[0]:xs[1]] == obj
+                out[t, i] = (ys[0], ys[1], xs[0], xs[1], m, boundary_map(m))
+    return out
+
+
+def _placed(piece: tuple | None, ys: tuple[int, int], xs: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A ground-truth piece's mask and boundary inside the (larger) box ys x xs."""
+    a = np.zeros((ys[1] - ys[0], xs[1] - xs[0]), bool)
+    b = np.zeros_like(a)
+    if piece is not None:
+        y0, y1, x0, x1, m, bm = piece
+        a[y0 - ys[0]:y1 - ys[0], x0 - xs[0]:x1 - xs[0]] = m
+        b[y0 - ys[0]:y1 - ys[0], x0 - xs[0]:x1 - xs[0]] = bm
+    return a, b
+
+
 def _score(gt: np.ndarray, pred: np.ndarray, ids: np.ndarray, bound_th: float, want_j: bool, want_f: bool,
-           gt_presence: list | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """gt, pred: (T, H, W) labels of one integer dtype (uint8 when every id is < 255)."""
+           gt_presence: list | None = None, gt_pieces: dict | None = None, t_offset: int = 0
+           ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """gt, pred: (T, H, W) labels of one integer dtype (uint8 when every id is < 255). ``gt_pieces``
+    (:func:`_gt_pieces` of the whole ground truth, whose frame ``t_offset`` is ``gt[0]``): the ground
+    truth's masks and boundaries, made once."""
     T, H, W = gt.shape
     j = np.empty((T, len(ids)), dtype=np.float64) if want_j else None
     f = np.empty((T, len(ids)), dtype=np.float64) if want_f else None
     if T == 0:
         return j, f
     radius = bound_pixels((H, W), bound_th)
-    parts = _disk_parts(radius) if want_f else None
-    reach = int(np.ceil(radius))            # no disk pixel lies farther from its centre
     gt_presence = gt_presence if gt_presence is not None else _presence(gt, ids)
     for i, (obj, (rt, ct), (rp, cp)) in enumerate(zip(ids, gt_presence, _presence(pred, ids), strict=True)):
         for t in range(T):
@@ -251,12 +283,17 @@ def _score(gt: np.ndarray, pred: np.ndarray, ids: np.ndarray, bound_th: float, w
                 if want_f:
                     f[t, i] = 1.0
                 continue
-            a = gt[t, ys[0]:ys[1], xs[0]:xs[1]] == obj
+            if gt_pieces is not None:
+                a, gt_b = _placed(gt_pieces.get((t + t_offset, i)), ys, xs)
+            else:
+                a = gt[t, ys[0]:ys[1], xs[0]:xs[1]] == obj
+                gt_b = boundary_map(a) if want_f else None
             b = pred[t, ys[0]:ys[1], xs[0]:xs[1]] == obj
             if want_j:
-                j[t, i] = np.count_nonzero(a & b) / np.count_nonzero(a | b)
+                inter = np.count_nonzero(a & b)
+                j[t, i] = inter / (np.count_nonzero(a) + np.count_nonzero(b) - inter)
             if want_f:
-                f[t, i] = _f_value(boundary_map(a), boundary_map(b), parts, reach)
+                f[t, i] = _f_value(gt_b, boundary_map(b), radius)
     return j, f
 
 
@@ -297,6 +334,7 @@ class MaskScorer:
         self.gt = _to_u8(gt) if self.small else gt
         self.bound_th = bound_th
         self._presence = _presence(self.gt, self.ids)
+        self._pieces = _gt_pieces(self.gt, self.ids, self._presence)
 
     def score(self, pred: np.ndarray, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(T', K) J and F of ``pred`` (T', H, W) against frames ``start:start + T'`` of the ground truth."""
@@ -307,4 +345,4 @@ class MaskScorer:
         if self.small:
             pred = _to_u8(pred)
         presence = [(r[start:stop], c[start:stop]) for r, c in self._presence]
-        return _score(gt, pred, self.ids, self.bound_th, True, True, presence)
+        return _score(gt, pred, self.ids, self.bound_th, True, True, presence, self._pieces, start)

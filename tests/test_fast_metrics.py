@@ -93,6 +93,13 @@ def test_equal_to_the_package(name, gt, pred, k):
     j2, f2 = fm.jaccard_and_f(gt, pred, nb_objects=k)
     np.testing.assert_array_equal(j2, j)
     np.testing.assert_array_equal(f2, f)
+    if k is not None and gt.min() >= 0:
+        # the loop's path: ground truth prepared once, a window of frames scored
+        scorer = fm.MaskScorer(gt, k)
+        for start in (0, len(gt) - 1):
+            j3, f3 = scorer.score(pred[start:], start=start)
+            np.testing.assert_allclose(j3, j_ref[start:], rtol=0, atol=1e-6)
+            np.testing.assert_allclose(f3, f_ref[start:], rtol=0, atol=1e-6)
     np.testing.assert_allclose(fm.batched_f_measure(gt, pred, nb_objects=k),
                                dc.batched_f_measure(gt, pred, nb_objects=k), rtol=0, atol=1e-6)
 
@@ -108,6 +115,19 @@ def test_bound_th_in_pixels_and_scorer():
     j, f = scorer.score(pred[1:], start=1)
     np.testing.assert_allclose(j, dc.batched_jaccard(gt[1:], pred[1:], False, 2), rtol=0, atol=1e-6)
     np.testing.assert_allclose(f, dc.batched_f_measure(gt[1:], pred[1:], False, 2), rtol=0, atol=1e-6)
+
+
+def test_disk_dilation_row_by_row_equals_opencv_with_the_disk():
+    import cv2
+    from skimage.morphology import disk
+
+    rng = np.random.default_rng(3)
+    for r in range(1, 13):
+        for shape in [(1, 40), (5, 3), (90, 120)]:
+            b = rng.random(shape) < 0.01
+            b[rng.integers(0, shape[0]), rng.integers(0, shape[1])] = True
+            ref = cv2.dilate(b.astype(np.uint8), disk(r).astype(np.uint8)).astype(bool)
+            np.testing.assert_array_equal(fm._dilate_disk(b, r), ref, err_msg=f"r={r} {shape}")
 
 
 def test_boundary_map_by_hand():

@@ -15,6 +15,7 @@ backend made (CPU seconds of this process, best of ``--repeat``; OpenCV on one t
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from collections import defaultdict
@@ -105,6 +106,12 @@ def cpu_best(f, repeat: int) -> float:
     return best
 
 
+def _package_jf(gt, pred, K):
+    from datasets import davis_compat as dc
+
+    return dc.batched_jaccard(gt, pred, False, K), dc.batched_f_measure(gt, pred, False, K)
+
+
 def metric_speed(spec, keep, repeat: int) -> None:
     from datasets import davis_compat as dc
     from datasets import davis_metrics as fm
@@ -120,11 +127,10 @@ def metric_speed(spec, keep, repeat: int) -> None:
         ref = (dc.batched_jaccard(gt, pred, False, K), dc.batched_f_measure(gt, pred, False, K))
         got = fm.jaccard_and_f(gt, pred, K)
         assert np.abs(ref[0] - got[0]).max() <= 1e-6 and np.abs(ref[1] - got[1]).max() <= 1e-6
-        pkg = cpu_best(lambda: (dc.batched_jaccard(gt, pred, False, K), dc.batched_f_measure(gt, pred, False, K)),
-                       repeat)
-        api = cpu_best(lambda: fm.jaccard_and_f(gt, pred, K), repeat)
+        pkg = cpu_best(functools.partial(_package_jf, gt, pred, K), repeat)
+        api = cpu_best(functools.partial(fm.jaccard_and_f, gt, pred, K), repeat)
         scorer = fm.MaskScorer(gt, K)            # the loop: ground truth prepared once per sample
-        loop_t = cpu_best(lambda: scorer.score(masks), repeat)
+        loop_t = cpu_best(functools.partial(scorer.score, masks), repeat)
         ratios.append((pkg / api, pkg / loop_t))
         print(f"{seq:28s} {len(gt):3d} x {K:<2d} {pkg:12.3f} {api:11.4f} {pkg / api:6.1f} {loop_t:12.4f} "
               f"{pkg / loop_t:6.1f}")

@@ -42,7 +42,7 @@ from agent.roi import crop_resample, roi_box
 from core import checkpoint
 from core.distributed import SINGLE, DistInfo, GlobalBatchShards, barrier, sum_over_processes, sync_batchnorm, wrap_ddp
 from core.io import atomic_write_json, atomic_write_text
-from datasets import davis_compat as dc
+from datasets import davis_metrics
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,13 @@ def single_object_jf(gt: np.ndarray, prob_u8: np.ndarray, threshold: float = TAR
     """J&F per frame of one object.
 
     gt: (T, H, W) bool/0-1, the object's ground truth; prob_u8: (T, H, W) uint8 quantised probability.
-    Returns (T,) float64 J&F of ``prob > threshold`` (davisinteractive metrics; 1 when both empty) and (T,)
-    bool, both empty.
+    Returns (T,) float64 J&F of ``prob > threshold`` (davisinteractive's definitions, computed by
+    ``datasets.davis_metrics``; 1 when both empty) and (T,) bool, both empty.
     """
-    gt = (np.asarray(gt) > 0).astype(np.int64)
-    pred = (np.asarray(prob_u8).astype(np.float64) / 255.0 > threshold).astype(np.int64)
-    j = dc.batched_jaccard(gt, pred, average_over_objects=False, nb_objects=1)[:, 0]
-    f = dc.batched_f_measure(gt, pred, average_over_objects=False, nb_objects=1)[:, 0]
+    gt = (np.asarray(gt) > 0).astype(np.uint8)
+    pred = (np.asarray(prob_u8).astype(np.float64) / 255.0 > threshold).astype(np.uint8)
+    j, f = davis_metrics.jaccard_and_f(gt, pred, nb_objects=1)      # the benchmark's J and F (exact, faster)
+    j, f = j[:, 0], f[:, 0]
     both_empty = ~gt.reshape(len(gt), -1).any(1) & ~pred.reshape(len(pred), -1).any(1)
     return 0.5 * (j + f), both_empty
 

@@ -214,3 +214,45 @@ def test_small_stray_regions_lose_their_label():
     assert (am[30:33, 40:43] == 0).all()                 # 9 < 20: the stray piece goes to background
     assert (am[30:34, 50:54] == 2).all()                 # 16 >= 0.05 * 200: kept, though small
     np.testing.assert_allclose(P[31, 41], [2 / 3, 0.0, 1 / 3], rtol=1e-6)   # renormalised by hand
+
+
+def test_similarity_fit_recovers_a_known_rotation_scale_and_shift():
+    """The flow of a mask's pixels under x' = s R x + t (computed here) gives back s R and t, also
+    with a fifth of the pixels carrying wrong flow (RANSAC)."""
+    from VOS.classic import _similarity
+
+    h, w = 60, 80
+    mask = np.zeros((h, w), bool)
+    mask[20:40, 15:60] = True
+    s, a, t = 1.05, np.deg2rad(4.0), np.array([3.0, -2.0])
+    A = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    ys, xs = np.mgrid[0:h, 0:w]
+    pts = np.stack([xs, ys], -1).astype(np.float64)
+    flow = (pts @ A.T + t - pts).astype(np.float32)
+    flow[::5] += 25.0                       # outliers on every fifth row
+    M = _similarity(mask, flow, np.ones((h, w), np.float32))
+    np.testing.assert_allclose(M[:, :2], A, atol=1e-3)
+    np.testing.assert_allclose(M[:, 2], t, atol=1e-2)
+    assert _similarity(mask, flow, np.zeros((h, w), np.float32)) is None   # no consistent pixel: no fit
+
+
+def test_grabcut_refinement_snaps_a_shifted_mask_onto_the_object():
+    """A mask warped 3 px off a uniform object on a contrasting background is pulled back onto it;
+    the sure background (another object's core) is never taken."""
+    from VOS.classic import _grabcut_refine
+
+    rng = np.random.default_rng(0)
+    h, w = 60, 80
+    img = np.clip(rng.normal(60, 8, (h, w, 3)), 0, 255).astype(np.uint8)
+    obj = np.zeros((h, w), bool)
+    obj[20:40, 20:60] = True
+    img[obj] = np.clip(rng.normal(200, 8, (int(obj.sum()), 3)), 0, 255).astype(np.uint8)
+    warped = np.roll(obj, 3, axis=1).astype(np.float32)
+    core = cv2.erode(warped.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    others = np.zeros((h, w), bool)
+    others[22:26, 58:64] = True
+    out = _grabcut_refine(img[..., ::-1].copy(), warped, core, others)
+    iou_before = (warped.astype(bool) & obj).sum() / (warped.astype(bool) | obj).sum()
+    iou_after = (out & obj).sum() / (out | obj).sum()
+    assert iou_after > 0.95 > iou_before
+    assert not out[others].any()

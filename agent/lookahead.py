@@ -24,6 +24,7 @@ import numpy as np
 
 from agent.window import window_scribbles
 from datasets import davis_compat as dc
+from datasets import davis_metrics
 
 
 def object_weighted(gt: np.ndarray, pred: np.ndarray, num_objects: int) -> tuple[float, np.ndarray]:
@@ -31,8 +32,7 @@ def object_weighted(gt: np.ndarray, pred: np.ndarray, num_objects: int) -> tuple
     ``pred`` (T,H,W) against ``gt`` (T,H,W), with the benchmark's metric functions."""
     j = dc.batched_jaccard(gt, pred, average_over_objects=False, nb_objects=num_objects)
     f = dc.batched_f_measure(gt, pred, average_over_objects=False, nb_objects=num_objects)
-    jf = 0.5 * (np.asarray(j) + np.asarray(f))
-    return float(jf.mean(axis=0).mean()), jf.mean(axis=1)
+    return davis_metrics.object_weighted_jf(j, f), davis_metrics.jf_per_frame(j, f)
 
 
 @dataclass

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from datasets import davis_compat as dc  # noqa: E402
+from datasets import davis_metrics  # noqa: E402
 from datasets.layout import DatasetSpec, read_metadata  # noqa: E402
 
 
@@ -104,8 +105,7 @@ def true_jf(gt: np.ndarray, pred: np.ndarray, K: int) -> tuple[float, np.ndarray
     """Object-weighted J&F of the video and (T,) per-frame J&F averaged over objects."""
     j = dc.batched_jaccard(gt, pred, average_over_objects=False, nb_objects=K)
     f = dc.batched_f_measure(gt, pred, average_over_objects=False, nb_objects=K)
-    per = 0.5 * (j + f)
-    return float(per.mean(axis=0).mean()), per.mean(axis=1)
+    return davis_metrics.object_weighted_jf(j, f), davis_metrics.jf_per_frame(j, f)
 
 
 def fetch_masks(url: str, T: int) -> np.ndarray:

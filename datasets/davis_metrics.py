@@ -319,6 +319,17 @@ def jaccard_and_f(y_true, y_pred, nb_objects: int | None = None, bound_th: float
     return _score(*_prepare(y_true, y_pred, nb_objects), bound_th, True, True)
 
 
+def jf_per_frame(j: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """(T, K) J and F -> (T,) J&F per frame averaged over objects, in [0, 1]."""
+    return (0.5 * (np.asarray(j) + np.asarray(f))).mean(axis=1)
+
+
+def object_weighted_jf(j: np.ndarray, f: np.ndarray) -> float:
+    """(T, K) J and F -> the video's object-weighted J&F in [0, 1]: per object the mean over frames,
+    then the mean over objects (as the benchmark's summary weights a sample)."""
+    return float((0.5 * (np.asarray(j) + np.asarray(f))).mean(axis=0).mean())
+
+
 class MaskScorer:
     """Scores many predictions against one ground truth (a round loop's sample): the ground truth
     is brought to uint8 and its objects located once.

@@ -27,7 +27,6 @@ from agent.window import episode_window, window_scribbles
 from datasets import davis_compat as dc
 from datasets import davis_metrics
 from datasets.layout import DatasetError, DatasetSpec, registered
-from interaction.metrics import jf_per_frame, object_weighted_jf
 from VOS.base import RoundOutput, VOSBackend
 
 log = logging.getLogger(__name__)
@@ -291,7 +290,7 @@ class _SampleRun:
             j, f = np.ones((len(self.gt), self.K)), np.ones((len(self.gt), self.K))
             j[self.start:self.stop], f[self.start:self.stop] = self.scorer.score(masks, self.start)
         self.cache.set(pred, j, f)
-        return pred, jf_per_frame(j, f)[self.start:self.stop], object_weighted_jf(j, f)
+        return pred, davis_metrics.jf_per_frame(j, f)[self.start:self.stop], davis_metrics.object_weighted_jf(j, f)
 
     def assess(self, probs: np.ndarray, frame_jf: np.ndarray) -> tuple[np.ndarray | None, float | None]:
         """The quality the recommender sees (oracle: ``frame_jf``; wild: the QA prediction averaged over
@@ -393,7 +392,7 @@ def _look_ahead(backend: VOSBackend, robot, seq: str, pred: np.ndarray, gt: np.n
             with backend.trial():
                 out = backend.interact(int(c), window_scribbles(scr, start, stop))
             j, f = score_masks(gt[start:stop], out.masks.astype(np.int64), K)
-            scores.append(object_weighted_jf(j, f))
+            scores.append(davis_metrics.object_weighted_jf(j, f))
         return np.asarray(scores)
 
     return try_frames

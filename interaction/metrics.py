@@ -24,14 +24,3 @@ def curve_from_report(report: pd.DataFrame, rounds: int, metric: str = "j_and_f"
                .mean().unstack("interaction"))
     per_obj = per_obj.reindex(columns=range(1, rounds + 1)).ffill(axis=1).fillna(0.0)
     return [0.0] + [float(v) for v in per_obj.mean(axis=0).values]
-
-
-def jf_per_frame(j: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """(T, K) J and F -> (T,) J&F averaged over objects."""
-    return (0.5 * (np.asarray(j) + np.asarray(f))).mean(axis=1)
-
-
-def object_weighted_jf(j: np.ndarray, f: np.ndarray) -> float:
-    """(T, K) J and F -> the video's object-weighted J&F: per object the mean over frames, then the
-    mean over objects (as the benchmark's summary weights a sample). In [0, 1]."""
-    return float((0.5 * (np.asarray(j) + np.asarray(f))).mean(axis=0).mean())

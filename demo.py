@@ -4,10 +4,12 @@
     python demo.py --scale tiny    # the same pipeline in a minute (what the test suite runs)
 
 Steps, each the exact command a user would type (printed before it runs):
-  1. synthetic DAVIS-layout dataset            python -m datasets.synthetic ...
+  1. the realistic DAVIS-layout dataset (real footage, real objects with exact masks, composited;
+     README, 'Data')                           python -m datasets.composite ...
+     (--dataset synthetic: the textured-shapes world instead, python -m datasets.synthetic ...)
   2. agent: rewards, pre-training, DQN          produce_reward.py, pretrain_agent.py, train_agent.py
      beside it, quality assessment: data, training   generate_data.py, quality_assessment.py
-  3. evaluation: random, linspace, worst, ours in both settings, greedy in oracle   eval_agent.py
+  3. evaluation on its val split: random, linspace, worst, ours in both settings, greedy in oracle   eval_agent.py
   4. results table and curves                   results_table.py
 Independent steps run side by side, two at a time (--jobs); their output goes to logs/.
 Every step reuses what an earlier run produced (the scripts resume and skip finished work), so a
@@ -107,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", choices=sorted(SCALES), default="demo")
     ap.add_argument("--work-dir", default=".", help="where data/, train/, weights/, results/ go")
+    ap.add_argument("--dataset", choices=("composite", "synthetic"), default="composite",
+                    help="composite: real imagery composited (default); synthetic: textured shapes")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
@@ -123,38 +127,39 @@ def main(argv: list[str] | None = None) -> int:
     env.setdefault("OMP_NUM_THREADS", "1")
     runner = Runner(env, max(1, args.jobs), logs)
     common = [f"data_dir={data}", f"device={args.device}", f"progress={not args.no_progress and args.jobs == 1}"]
+    ds = f"dataset={args.dataset}"   # every script that reads the dataset (quality_assessment.py reads the maps)
     t_start = time.time()
 
-    syn = data / "synthetic"
+    syn = data / args.dataset
     if (syn / "metadata.json").exists():
-        print(f"\n[1/4] synthetic dataset: reusing {syn}")
+        print(f"\n[1/4] {args.dataset} dataset: reusing {syn}")
     else:
-        print("\n[1/4] synthetic dataset")
-        runner.run("data", [py, "-m", "datasets.synthetic", "--root", str(syn), "--train", str(sc.train),
+        print(f"\n[1/4] {args.dataset} dataset")
+        runner.run("data", [py, "-m", f"datasets.{args.dataset}", "--root", str(syn), "--train", str(sc.train),
                             "--val", str(sc.val), "--frames", str(sc.frames), "--height", str(sc.height),
                             "--width", str(sc.width), "--seed", str(args.seed)])
 
     print("\n[2/4] training: the agent (rewards, pre-training buffer, DQN) and the QA network (maps, training)",
           flush=True)
-    agent = [("produce_reward", [py, "produce_reward.py", "with", *common, f"train_dir={train}",
+    agent = [("produce_reward", [py, "produce_reward.py", "with", *common, ds, f"train_dir={train}",
                                  f"epochs={sc.reward_epochs}"]),
-             ("pretrain_agent", [py, "pretrain_agent.py", "with", *common, f"train_dir={train}",
+             ("pretrain_agent", [py, "pretrain_agent.py", "with", *common, ds, f"train_dir={train}",
                                  f"epochs={sc.pretrain_epochs}"]),
-             ("train_agent", [py, "train_agent.py", "with", *common, f"train_dir={train}", f"weights_dir={weights}",
+             ("train_agent", [py, "train_agent.py", "with", *common, ds, f"train_dir={train}", f"weights_dir={weights}",
                               f"epochs={sc.agent_epochs}"])]
-    qa = [("generate_data", [py, "generate_data.py", "with", *common]),
+    qa = [("generate_data", [py, "generate_data.py", "with", *common, ds]),
           ("quality_assessment", [py, "quality_assessment.py", "with", *common, f"weights_dir={weights}",
                                   f"train_dir={train}", f"epochs={sc.qa_epochs}"])]
     runner.parallel([agent, qa])
 
-    print("\n[3/4] evaluation on the synthetic val split", flush=True)
+    print(f"\n[3/4] evaluation on the {args.dataset} val split", flush=True)
     evals = []
     for setting, method in METHODS:
         extra = [f"greedy_candidates={sc.greedy_candidates}"] if method == "greedy" else []
         if setting == "wild" and method in ("random", "linspace"):
             extra.append("qa_record=False")   # same frames as in oracle; the QA net is scored by worst and ours
         evals.append([(f"eval {setting}/{method}",
-                       [py, "eval_agent.py", "with", *common, f"weights_dir={weights}", f"results_dir={results}",
+                       [py, "eval_agent.py", "with", *common, ds, f"weights_dir={weights}", f"results_dir={results}",
                         f"setting={setting}", f"method={method}", f"rounds={sc.rounds}", f"seed={args.seed}",
                         *extra])])
     evals.sort(key=lambda g: "greedy" not in g[0][0])   # the longest first
@@ -164,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run([py, "results_table.py", "--root", str(results)], cwd=ROOT, env=env, check=True)
     total = time.time() - t_start
     print("\nseconds per step: " + ", ".join(f"{k} {v:.0f}" for k, v in runner.times.items()))
-    print(f"demo finished in {total / 60:.1f} min. Everything is under {work}: data/synthetic (dataset), "
+    print(f"demo finished in {total / 60:.1f} min. Everything is under {work}: data/{args.dataset} (dataset), "
           f"train/ (reward.csv, pretrain.csv), weights/ (agent.pt, assess_net.pt), "
           f"results/ (summary.json per run, table.md, curves_*.png), logs/")
     return 0

@@ -26,7 +26,7 @@ def test_demo_pipeline_tiny_and_reuse(tmp_path, capfd):
         row = table[table.setting == setting].iloc[0]
         for m in methods:
             # the table's numbers are the rendered summaries': round-AUC (trapz / rounds) and the last J&F, x100
-            summary = json.loads((tmp_path / f"results/classic/{setting}/synthetic/{m}/summary.json").read_text())
+            summary = json.loads((tmp_path / f"results/classic/{setting}/composite/{m}/summary.json").read_text())
             curve = summary["curve"]["J_AND_F"]
             auc = sum((a + b) / 2 for a, b in zip(curve[:-1], curve[1:], strict=True)) / (len(curve) - 1)
             assert summary["auc"] == pytest.approx(auc, abs=1e-12)
@@ -35,9 +35,9 @@ def test_demo_pipeline_tiny_and_reuse(tmp_path, capfd):
             col = list(table.columns[3:]).index(f"{m} AUC")
             assert printed[setting][col:col + 2] == [f"{row[f'{m} AUC']:.2f}", f"{row[f'{m} J&F']:.2f}"]
         assert 0 < row["random AUC"] < 100
-    wild = json.loads((tmp_path / "results/classic/wild/synthetic/worst/summary.json").read_text())
+    wild = json.loads((tmp_path / "results/classic/wild/composite/worst/summary.json").read_text())
     assert "quality_pearson" in wild["rounds"][0]          # the QA network ran and was scored
-    assert "| classic | oracle | synthetic |" in out
+    assert "| classic | oracle | composite |" in out
 
     # A second run reuses everything: no new samples, the same summaries.
     before = {p: p.read_text() for p in (tmp_path / "results").rglob("samples/*.json")}

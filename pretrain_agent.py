@@ -37,6 +37,9 @@ def config():
     vos_options = {}         # passed to the backend
     threads = 1              # torch CPU threads
     progress = True
+    workers = 1              # episodes in parallel: 1 = this process (no Ray); N = N Ray workers (README, "Scale")
+    ray_address = None       # join a running Ray cluster ("auto" or host:port) instead of starting one
+    gpus_per_worker = 1.0    # share of a GPU per worker when the device is CUDA
 
 
 @ex.named_config
@@ -54,7 +57,8 @@ def paper():
 
 @ex.main
 def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, train_dir, min_nb_nodes, min_sigma,
-         floor_small_sigma, sequences, vos_options, threads, progress):
+         floor_small_sigma, sequences, vos_options, threads, progress, workers, ray_address, gpus_per_worker):
+    import functools
     from pathlib import Path
 
     import torch
@@ -65,6 +69,8 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
     from core.device import resolve_device
     from core.identity import file_ref
     from interaction.evaluate import checked_samples
+    from interaction.factory import build_episode_parts
+    from interaction.parallel import Fanout
     from interaction.training_runs import collect_episodes
     from VOS.registry import build_backend, canonical
 
@@ -82,9 +88,12 @@ def main(vos, dataset, split, epochs, rounds, window, seed, device, data_dir, tr
                              rounds=rounds, window=window, seed=seed, min_nb_nodes=min_nb_nodes, min_sigma=min_sigma,
                              floor_small_sigma=bool(floor_small_sigma), sequences=list(sequences) if sequences else None,
                              reward_csv=file_ref(reward_csv)))
-    backend = build_backend(canonical(vos), resolve_device(device), **dict(vos_options))
+    dev = resolve_device(device)
+    backend = build_backend(canonical(vos), dev, **dict(vos_options))
+    build = functools.partial(build_episode_parts, canonical(vos), str(dev), "random", dict(vos_options))
     df = collect_episodes(spec, split, samples, backend, out, epochs=epochs, rounds=rounds, window=window,
-                          min_nb_nodes=min_nb_nodes, seed=seed, stats=stats, progress=progress)
+                          min_nb_nodes=min_nb_nodes, seed=seed, stats=stats, progress=progress,
+                          fanout=Fanout.from_config(workers, ray_address, gpus_per_worker, dev), build=build)
     print(f"{out}: {len(df)} transitions; goal reward mean {df['reward_done'].mean():.3f} "
           f"(std {df['reward_done'].std():.3f}); step reward mean {df['reward_step'].mean():.3f}")
     return len(df)

@@ -43,6 +43,7 @@ class Job:
     args: list[str]
     compare: str                                  # name of the comparison function
     needs: list[str] = field(default_factory=list)  # files copied from ref/ into killed/ before the first run
+    outputs: list[str] = field(default_factory=list)  # what it writes (glob patterns), wiped to start over
 
 
 def jobs(rounds: int, quick: bool = False) -> list[Job]:
@@ -50,20 +51,23 @@ def jobs(rounds: int, quick: bool = False) -> list[Job]:
     win = ["rounds=3", "window=6"]
     e = 1 if quick else 0
     return [
-        Job("eval", "eval_agent.py", [*common, "method=random", f"rounds={rounds}", "results_dir=results"], "eval"),
-        Job("reward", "produce_reward.py", [*common, *win, f"epochs={3 - e}", "train_dir=train"], "reward"),
+        Job("eval", "eval_agent.py", [*common, "method=random", f"rounds={rounds}", "results_dir=results"], "eval",
+            outputs=["results"]),
+        Job("reward", "produce_reward.py", [*common, *win, f"epochs={3 - e}", "train_dir=train"], "reward",
+            outputs=["train/reward.csv*"]),
         Job("pretrain", "pretrain_agent.py", [*common, *win, f"epochs={2 - e}", "train_dir=train"], "pretrain",
-            needs=["train/reward.csv", "train/reward.csv.run.json"]),
+            needs=["train/reward.csv", "train/reward.csv.run.json"], outputs=["train/pretrain.csv*"]),
         Job("train", "train_agent.py", [*common, *win, f"epochs={3 - e}", "train_dir=train", "weights_dir=weights",
                                         "checkpoint_every=2", "prefill_updates=30", "batch_size=8"], "train",
             needs=["train/reward.csv", "train/reward.csv.run.json", "train/pretrain.csv",
-                   "train/pretrain.csv.run.json"]),
+                   "train/pretrain.csv.run.json"],
+            outputs=["train/agent_checkpoint.pt*", "train/train_agent_log.csv", "weights/agent.pt*"]),
         Job("qadata", "generate_data.py", [*common, "rounds=3", "scribbles=[1,2]" if quick else "scribbles=[1,2,3]",
-                                           "out_dir=qa"], "qadata"),
+                                           "out_dir=qa"], "qadata", outputs=["qa"]),
         Job("quality", "quality_assessment.py", [*common, "qa_dir=qa", "weights_dir=weights", "train_dir=train",
                                                  f"epochs={3 - e}", "batch_size=16", "crop_size=32", "min_size=16",
                                                  "resize=[96,64]"], "quality",
-            needs=["qa"]),
+            needs=["qa"], outputs=["train/quality", "weights/assess_net*"]),
     ]
 
 
@@ -164,6 +168,14 @@ COMPARE = {"eval": cmp_eval, "reward": cmp_reward, "pretrain": cmp_pretrain, "tr
            "qadata": cmp_qadata, "quality": cmp_quality}
 
 
+def _wipe(root: Path, patterns: list[str]) -> None:
+    import shutil
+
+    for pat in patterns:
+        for p in root.glob(pat):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
 def _copy(src: Path, dst: Path) -> None:
     import shutil
 
@@ -185,10 +197,14 @@ def run_job(job: Job, n_kills: int, rng: np.random.Generator, ref: Path, got: Pa
     done_kills, attempts = 0, 0
     while done_kills < n_kills and attempts < 4 * n_kills:
         attempts += 1
-        delay = float(rng.uniform(0.3, 0.95)) * duration
+        delay = float(rng.uniform(0.2, 0.85)) * duration
         if run_and_kill(job, got, env, delay):
             done_kills += 1
             print(f"{job.script}: SIGKILL after {delay:.1f} s (reference run {duration:.1f} s)", flush=True)
+        else:   # it finished first: later runs would have nothing left to do, so start the chain over
+            print(f"{job.script}: finished within {delay:.1f} s, before its kill; starting over", flush=True)
+            _wipe(got, job.outputs)
+            done_kills = 0
     run_to_end(job, got, env)
     diffs = COMPARE[job.compare](ref, got)
     print(f"{job.script}: {done_kills} kills, resumed: " + ("same outputs" if not diffs else "; ".join(diffs)),

@@ -149,3 +149,26 @@ def test_errors_as_the_package():
         fm.batched_f_measure(np.zeros((1, 3, 3)), np.zeros((1, 3, 4)), nb_objects=1)
     with pytest.raises(ValueError, match="higher than 0"):
         fm.batched_jaccard(np.zeros((1, 3, 3)), np.zeros((1, 3, 3)))
+
+
+def test_the_loop_scores_as_the_package_in_a_window(tiny_davis):
+    """A training episode on a 3-frame window: the round's J&F (the project's metrics, J = F = 1 outside
+    the window where the ground truth is submitted) equals the package's on the whole-video prediction,
+    and so does what the session reports."""
+    from agent.selection import RandomSelector
+    from interaction.loop import run_episodes
+    from tests.helpers import ScribbleFillBackend, object_weighted_jf
+
+    seen, reports = [], []
+    recs = run_episodes(tiny_davis, [("bars-a", 2)], "val", ScribbleFillBackend(reach=0), RandomSelector(), rounds=3,
+                        window=3, seed=1, progress=False, on_round=lambda rec, rr, out: seen.append(out.masks.copy()),
+                        on_sample=lambda rec, report: reports.append(report))
+    gt = tiny_davis.annotations("bars-a").astype(np.int64)
+    start, stop = recs[0].window
+    for rr, masks in zip(recs[0].rounds, seen, strict=True):
+        pred = gt.copy()
+        pred[start:stop] = masks
+        assert rr.jf == pytest.approx(object_weighted_jf(gt, pred, 2), abs=1e-9)
+        rows = reports[0][reports[0]["interaction"] == rr.round].sort_values(["frame", "object_id"])
+        j = dc.batched_jaccard(gt, pred, average_over_objects=False, nb_objects=2)
+        np.testing.assert_allclose(rows["jaccard"].to_numpy(), j.ravel(), rtol=0, atol=1e-6)

@@ -334,7 +334,8 @@ class ClassicBackend(VOSBackend):
         self.refine = bool(refine)
         self.feedback = str(feedback)
         self.mix_colour = float(mix_colour)
-        self._chains: dict[tuple[int, int], tuple[bytes, list]] = {}
+        self._chains: dict[tuple[int, int], tuple] = {}
+        self._colour_chains: dict[tuple[int, int], tuple[bytes, dict]] = {}
         self._cidx: np.ndarray | None = None
         self._flow: FlowCache | None = None
         self.anchors: dict[int, np.ndarray] = {}
@@ -354,6 +355,7 @@ class ClassicBackend(VOSBackend):
         self._flow = None
         self._cidx = None
         self._chains = {}
+        self._colour_chains = {}
         self.anchors = {}
         self.prev = None
 
@@ -446,6 +448,21 @@ class ClassicBackend(VOSBackend):
         into look-alike background frame after frame; and re-binarising every step stops the blurs
         from diffusing the object away. Returns {t: (h, w, K+1) estimate}.
         """
+        step = 1 if stop > a else -1
+        tag = self.anchors[a].tobytes()
+        cached = self._colour_chains.get((a, step))
+        wanted = range(a + step, stop, step)
+        if cached is not None and cached[0] == tag and all(t in cached[1] for t in wanted):
+            # a chain depends only on its anchor and the frames: the part still needed is reused
+            out = {t: cached[1][t] for t in wanted}
+            self._colour_chains[(a, step)] = (tag, out)
+            return dict(out)
+        out = self._colour_chain(a, stop)
+        self._colour_chains[(a, step)] = (tag, out)
+        return dict(out)
+
+    def _colour_chain(self, a: int, stop: int) -> dict[int, np.ndarray]:
+        """:meth:`_chain` without the cache."""
         fc = self.flow()
         lik = self._colour_model(a)
         lik_feedback = lik ** self.colour_feedback   # on the (K+1, bins**3) table, not per pixel
@@ -642,6 +659,7 @@ class ClassicBackend(VOSBackend):
         fresh = cached is None or cached[0] != tag
         chain, last = ([], {}) if fresh else (cached[1], cached[2])
         if len(chain) >= length:
+            self._chains[key] = (tag, chain[:length], last)   # only what is still needed is kept
             return [(lab, c) for lab, c, _ in chain[:length]]
         fc = self.flow()
         state = chain[-1][2] if chain else anchor

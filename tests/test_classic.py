@@ -256,3 +256,22 @@ def test_grabcut_refinement_snaps_a_shifted_mask_onto_the_object():
     iou_after = (out & obj).sum() / (out | obj).sum()
     assert iou_after > 0.95 > iou_before
     assert not out[others].any()
+
+
+def test_cached_chains_give_the_same_rounds_as_chains_computed_afresh(video, robot):
+    """Chains are cached per anchor and reused in later rounds; a backend whose caches are emptied
+    before every round (everything recomputed from the anchors) must give identical outputs."""
+    frames, gt = video
+    cached, fresh = ClassicBackend(work_size=96), ClassicBackend(work_size=96)
+    cached.start(frames, K)
+    fresh.start(frames, K)
+    f, pred = 1, np.zeros_like(gt, dtype=int)
+    for _ in range(4):
+        scribbles = robot.interact("tiny", pred, gt.astype(int), nb_objects=K, frame=f)
+        fresh._chains, fresh._colour_chains = {}, {}
+        a, b = cached.interact(f, scribbles), fresh.interact(f, scribbles)
+        np.testing.assert_array_equal(a.masks, b.masks)
+        np.testing.assert_array_equal(a.probs, b.probs)
+        pred = a.masks.astype(int)
+        f = int(np.argmin(jandf(gt, a.masks) + np.isin(np.arange(T), cached.annotated) * 9))
+    assert len(cached._chains) > 0 and len(cached._colour_chains) > 0

@@ -11,6 +11,7 @@ backend made (CPU seconds of this process, best of ``--repeat``; OpenCV on one t
 
     python -m datasets.synthetic --root /tmp/bench480 --train 0 --val 2 --frames 30 --min-objects 3 --max-objects 3 --seed 11
     OMP_NUM_THREADS=1 flock /tmp/heavy.lock python benchmarks/bench_eval.py --dataset /tmp/bench480
+    OMP_NUM_THREADS=1 python benchmarks/bench_eval.py --dataset /tmp/bench480 --samples 1 --rounds 2 --metrics-only
 """
 from __future__ import annotations
 
@@ -113,8 +114,12 @@ def _package_jf(gt, pred, K):
 
 
 def metric_speed(spec, keep, repeat: int) -> None:
+    import cv2
+
     from datasets import davis_compat as dc
     from datasets import davis_metrics as fm
+
+    cv2.setNumThreads(1)        # the backend may have changed it; CPU time of one thread, both sides
 
     print("\nmetrics on one prediction of the backend (CPU s, best of %d; J and F per frame and object)" % repeat)
     print(f"{'sample':28s} {'T x K':>7s} {'package J+F':>12s} {'ours (API)':>11s} {'x':>6s} "
@@ -146,6 +151,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--samples", type=int, default=2, help="the first N (sequence, scribble) samples of val")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--metrics-only", action="store_true",
+                    help="only the metrics' speed (the backend's predictions of one run with our metrics)")
     args = ap.parse_args()
 
     import cv2
@@ -169,6 +176,10 @@ def main() -> None:
     timers.wrap(fm.MaskScorer, "score", "metrics")
     timers.wrap(fm, "jaccard_and_f", "metrics")
     keep: list = []
+    if args.metrics_only:
+        run(spec, samples, args.rounds, False, timers, keep)
+        metric_speed(spec, keep, args.repeat)
+        return
     recs_ref, before = run(spec, samples, args.rounds, True, timers, [])
     recs_fast, after = run(spec, samples, args.rounds, False, timers, keep)
     same = all(a.curve == b.curve and [r.frame for r in a.rounds] == [r.frame for r in b.rounds]

@@ -119,9 +119,13 @@ class _Worker:
 
     def __init__(self, build: Callable[[], Parts], settings: EpisodeSettings,
                  collect: RoundCollector | None) -> None:
+        import cv2
         import torch
 
-        torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+        # one CPU per worker (Ray sets OMP_NUM_THREADS to it); OpenCV's own threads would not follow
+        threads = max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
         self.parts, self.settings = Parts(*build()), settings
         self.collector = collect() if collect is not None else None
 

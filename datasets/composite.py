@@ -30,18 +30,15 @@ the motion, the crop and the lighting, not by unseen objects.
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from datasets import real_assets
-from datasets.layout import METADATA_FILE, DatasetError, DatasetSpec, read_metadata, write_metadata
+from datasets.layout import DatasetSpec
 from datasets.synthetic import (
     NUM_SCRIBBLES,
     REF_WIDTH,
@@ -50,7 +47,8 @@ from datasets.synthetic import (
     _exit_offset,
     _fold,
     _smooth_1d,
-    _write_sequence,
+    generator_cli,
+    write_dataset,
 )
 
 log = logging.getLogger(__name__)
@@ -336,64 +334,14 @@ def generate(root: str | Path, train: int = 24, val: int = 12, frames: int = 40,
              width: int = 854, seed: int = 0, objects: tuple[int, int] = (1, 3),
              progress: bool = True) -> DatasetSpec:
     """Write a composite DAVIS-layout dataset under ``root`` and return its spec (arguments as
-    :func:`datasets.synthetic.generate`). metadata.json is written last."""
-    root = Path(root)
-    lo, hi = objects
-    if frames < NUM_SCRIBBLES:
-        raise ValueError(f"frames must be >= {NUM_SCRIBBLES} (one distinct frame per scribble file)")
-    if not 1 <= lo <= hi <= 3:
-        raise ValueError(f"objects must satisfy 1 <= min <= max <= 3, got {objects}")
-    if height < 32 or width < 32:
-        raise ValueError("height and width must be at least 32 pixels")
-    if train < 0 or val < 0 or train + val == 0:
-        raise ValueError("ask for at least one sequence")
-    from datasets.davis_compat import robot_for
-
-    root.mkdir(parents=True, exist_ok=True)
-    (root / METADATA_FILE).unlink(missing_ok=True)
-    robot = robot_for(min_nb_nodes=4)
-    jobs = [("train", i) for i in range(train)] + [("val", i) for i in range(val)]
-    meta: dict[str, dict] = {}
-    for split, i in tqdm(jobs, desc=f"composite -> {root}", unit="seq", disable=not progress):
-        seq = sequence_name(split, i)
-        images, ids, scribbles = render_sequence(seed, split, i, frames, height, width, (lo, hi), robot)
-        _write_sequence(root, seq, images, ids, scribbles)
-        meta[seq] = {"name": seq, "num_frames": frames, "num_objects": int(ids.max()),
-                     "num_scribbles": len(scribbles), "image_size": [width, height], "set": split}
-    sets = root / "ImageSets" / "2017"
-    sets.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "val"):
-        names = sorted(s for s, m in meta.items() if m["set"] == split)
-        (sets / f"{split}.txt").write_text("".join(n + "\n" for n in names))
-    write_metadata(root, meta)
-    return DatasetSpec(root.name, root, read_metadata(root))
+    :func:`datasets.synthetic.generate`, at most 3 objects). metadata.json is written last."""
+    return write_dataset(root, render_sequence, sequence_name, label="composite", max_objects=3, train=train,
+                         val=val, frames=frames, height=height, width=width, seed=seed, objects=objects,
+                         progress=progress)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m datasets.composite", description=__doc__.split("\n\n")[0])
-    p.add_argument("--root", default="data/composite", help="output DAVIS-layout folder (default data/composite)")
-    p.add_argument("--train", type=int, default=24, help="train sequences (default 24)")
-    p.add_argument("--val", type=int, default=12, help="val sequences (default 12)")
-    p.add_argument("--frames", type=int, default=40, help="frames per sequence (default 40)")
-    p.add_argument("--height", type=int, default=480)
-    p.add_argument("--width", type=int, default=854)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min-objects", type=int, default=1)
-    p.add_argument("--max-objects", type=int, default=3)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("absl").setLevel(logging.WARNING)
-    t0 = time.perf_counter()
-    try:
-        spec = generate(a.root, a.train, a.val, a.frames, a.height, a.width, a.seed,
-                        (a.min_objects, a.max_objects), progress=not a.quiet)
-    except (ValueError, DatasetError) as exc:
-        p.error(str(exc))
-    n_obj = sum(m["num_objects"] for m in spec.sequences.values())
-    log.info("wrote %d sequences (%d objects) to %s in %.1f s", len(spec.sequences), n_obj, spec.root,
-             time.perf_counter() - t0)
-    return 0
+    return generator_cli("python -m datasets.composite", generate, "data/composite", __doc__.split("\n\n")[0], argv)
 
 
 if __name__ == "__main__":

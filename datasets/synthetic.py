@@ -598,21 +598,20 @@ def _write_sequence(root: Path, seq: str, images: np.ndarray, ids: np.ndarray, s
         (sdir / f"{k:03d}.json").write_text(json.dumps({"scribbles": per_frame, "sequence": seq}))
 
 
-def generate(root: str | Path, train: int = 24, val: int = 12, frames: int = 40, height: int = 480,
-             width: int = 854, seed: int = 0, objects: tuple[int, int] = (1, 3),
-             progress: bool = True) -> DatasetSpec:
-    """Write a synthetic DAVIS-layout dataset under ``root`` and return its spec.
-
-    ``train``/``val``: number of sequences per set; ``frames``: frames per sequence (>= 3);
-    ``objects``: (min, max) objects per sequence, 1 <= min <= max <= 254. Existing files of the same
-    sequences are replaced; metadata.json is written last, so an interrupted run leaves no metadata.
-    """
+def write_dataset(root: str | Path, render, name_of, *, label: str, max_objects: int, train: int, val: int,
+                  frames: int, height: int, width: int, seed: int, objects: tuple[int, int],
+                  progress: bool) -> DatasetSpec:
+    """Write a generated DAVIS-layout dataset under ``root`` (shared by this module and
+    :mod:`datasets.composite`): ``render(seed, split, index, frames, height, width, objects, robot)``
+    gives one sequence's (T,H,W,3) uint8 images, (T,H,W) uint8 ids and initial scribbles;
+    ``name_of(split, index)`` names it. Existing files of the same sequences are replaced;
+    metadata.json is written last, so an interrupted run leaves no metadata."""
     root = Path(root)
     lo, hi = objects
     if frames < NUM_SCRIBBLES:
         raise ValueError(f"frames must be >= {NUM_SCRIBBLES} (one distinct frame per scribble file)")
-    if not 1 <= lo <= hi <= 254:
-        raise ValueError(f"objects must satisfy 1 <= min <= max <= 254, got {objects}")
+    if not 1 <= lo <= hi <= max_objects:
+        raise ValueError(f"objects must satisfy 1 <= min <= max <= {max_objects}, got {objects}")
     if height < 32 or width < 32:
         raise ValueError("height and width must be at least 32 pixels")
     if train < 0 or val < 0 or train + val == 0:
@@ -624,9 +623,9 @@ def generate(root: str | Path, train: int = 24, val: int = 12, frames: int = 40,
     robot = robot_for(min_nb_nodes=4)
     jobs = [("train", i) for i in range(train)] + [("val", i) for i in range(val)]
     meta: dict[str, dict] = {}
-    for split, i in tqdm(jobs, desc=f"synthetic -> {root}", unit="seq", disable=not progress):
-        seq = sequence_name(split, i)
-        images, ids, scribbles = render_sequence(seed, split, i, frames, height, width, (lo, hi), robot)
+    for split, i in tqdm(jobs, desc=f"{label} -> {root}", unit="seq", disable=not progress):
+        seq = name_of(split, i)
+        images, ids, scribbles = render(seed, split, i, frames, height, width, (lo, hi), robot)
         _write_sequence(root, seq, images, ids, scribbles)
         meta[seq] = {"name": seq, "num_frames": frames, "num_objects": int(ids.max()),
                      "num_scribbles": len(scribbles), "image_size": [width, height], "set": split}
@@ -639,9 +638,24 @@ def generate(root: str | Path, train: int = 24, val: int = 12, frames: int = 40,
     return DatasetSpec(root.name, root, read_metadata(root))
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m datasets.synthetic", description=__doc__.split("\n\n")[0])
-    p.add_argument("--root", default="data/synthetic", help="output DAVIS-layout folder (default data/synthetic)")
+def generate(root: str | Path, train: int = 24, val: int = 12, frames: int = 40, height: int = 480,
+             width: int = 854, seed: int = 0, objects: tuple[int, int] = (1, 3),
+             progress: bool = True) -> DatasetSpec:
+    """Write a synthetic DAVIS-layout dataset under ``root`` and return its spec.
+
+    ``train``/``val``: number of sequences per set; ``frames``: frames per sequence (>= 3);
+    ``objects``: (min, max) objects per sequence, 1 <= min <= max <= 254. Existing files of the same
+    sequences are replaced; metadata.json is written last, so an interrupted run leaves no metadata.
+    """
+    return write_dataset(root, render_sequence, sequence_name, label="synthetic", max_objects=254, train=train,
+                         val=val, frames=frames, height=height, width=width, seed=seed, objects=objects,
+                         progress=progress)
+
+
+def generator_cli(prog: str, generate_fn, default_root: str, description: str, argv: list[str] | None) -> int:
+    """The command line of a dataset generator (``generate_fn`` has :func:`generate`'s signature)."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--root", default=default_root, help=f"output DAVIS-layout folder (default {default_root})")
     p.add_argument("--train", type=int, default=24, help="train sequences (default 24)")
     p.add_argument("--val", type=int, default=12, help="val sequences (default 12)")
     p.add_argument("--frames", type=int, default=40, help="frames per sequence (default 40)")
@@ -656,14 +670,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("absl").setLevel(logging.WARNING)  # the robot logs every stroke at INFO
     t0 = time.perf_counter()
     try:
-        spec = generate(a.root, a.train, a.val, a.frames, a.height, a.width, a.seed,
-                        (a.min_objects, a.max_objects), progress=not a.quiet)
+        spec = generate_fn(a.root, a.train, a.val, a.frames, a.height, a.width, a.seed,
+                           (a.min_objects, a.max_objects), progress=not a.quiet)
     except (ValueError, DatasetError) as exc:
         p.error(str(exc))
     n_obj = sum(m["num_objects"] for m in spec.sequences.values())
     log.info("wrote %d sequences (%d objects) to %s in %.1f s", len(spec.sequences), n_obj, spec.root,
              time.perf_counter() - t0)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return generator_cli("python -m datasets.synthetic", generate, "data/synthetic", __doc__.split("\n\n")[0], argv)
 
 
 if __name__ == "__main__":

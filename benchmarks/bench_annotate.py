@@ -1,6 +1,6 @@
 """Own-video session through the web page's server: how long a round takes and how the page responds meanwhile.
 
-    flock /tmp/heavy.lock python benchmarks/bench_annotate.py --root /tmp/bench_annotate --weights-dir weights
+    python benchmarks/bench_annotate.py --root /tmp/bench_annotate --weights-dir weights
 
 1. A 100-frame 480p synthetic clip (``python -m datasets.synthetic --train 0 --val 1 --frames 100 --seed S``,
    written once under ``--root``), its first scribble file as the user's first round.

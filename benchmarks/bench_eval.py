@@ -10,7 +10,7 @@ metric implementations on 30 frames x 3 objects at 480p, on ground truth and a p
 backend made (CPU seconds of this process, best of ``--repeat``; OpenCV on one thread).
 
     python -m datasets.synthetic --root /tmp/bench480 --train 0 --val 2 --frames 30 --min-objects 3 --max-objects 3 --seed 11
-    OMP_NUM_THREADS=1 flock /tmp/heavy.lock python benchmarks/bench_eval.py --dataset /tmp/bench480
+    OMP_NUM_THREADS=1 python benchmarks/bench_eval.py --dataset /tmp/bench480
     OMP_NUM_THREADS=1 python benchmarks/bench_eval.py --dataset /tmp/bench480 --samples 1 --rounds 2 --metrics-only
 """
 from __future__ import annotations

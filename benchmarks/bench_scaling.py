@@ -6,7 +6,7 @@ split, once in one process (``workers=1``, no Ray) and once on a local Ray insta
 ratio, and whether the two summaries agree (curve, AUC, per-sample curves, frames and ranks).
 
     python -m datasets.synthetic --root /tmp/scale_syn --train 0 --val 4 --frames 20 --height 240 --width 427 --seed 5
-    OMP_NUM_THREADS=1 flock /tmp/heavy.lock python benchmarks/bench_scaling.py --dataset /tmp/scale_syn
+    OMP_NUM_THREADS=1 python benchmarks/bench_scaling.py --dataset /tmp/scale_syn
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Leave-sequences-out diagnostics of the v2 agent's training data (cheap: no backend runs).
 
-    python benchmarks/diag_imitation.py /tmp/h14/bench_comp      # the --work folder of bench_agent.py --agent v2
+    python benchmarks/diag_imitation.py /tmp/v2/bench_comp      # the --work folder of bench_agent.py --agent v2
 
 On the decisions collected by ``bench_agent.py --agent v2`` (``<work>/collect/*.pkl``), 3 folds by sequence:
 the feature QA model's accuracy on held-out sequences, and the one-round gain that the ranker, the

@@ -28,8 +28,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.imitation import (CollectSelector, FeatureQuality, V2Selector, load_checkpoint,  # noqa: E402
-                             qa_training_set, ranker_decisions, save_checkpoint, train_feature_qa, train_ranker)
+from agent.imitation import (  # noqa: E402
+    CollectSelector,
+    FeatureQuality,
+    V2Selector,
+    load_checkpoint,
+    qa_training_set,
+    ranker_decisions,
+    save_checkpoint,
+    train_feature_qa,
+    train_ranker,
+)
 from agent.lookahead import BackendTap  # noqa: E402
 from agent.selection import BeamSelector, GreedySelector, LinspaceSelector, RandomSelector, WorstSelector  # noqa: E402
 from datasets import davis_compat as dc  # noqa: E402

@@ -17,8 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.imitation import (FeatureQuality, qa_training_set, ranker_decisions, train_feature_qa,  # noqa: E402
-                             train_ranker)
+from agent.imitation import FeatureQuality, qa_training_set, ranker_decisions, train_feature_qa, train_ranker  # noqa: E402
 
 
 def main() -> None:

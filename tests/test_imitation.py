@@ -7,8 +7,17 @@ import numpy as np
 import torch
 
 from agent.features import F_OBJ, F_V2, agent_state_v2, annotation_distance, object_features
-from agent.imitation import (FeatureQuality, RankNet, V2Selector, listwise_targets, load_checkpoint, qa_inputs,
-                             save_checkpoint, train_feature_qa, train_ranker)
+from agent.imitation import (
+    FeatureQuality,
+    RankNet,
+    V2Selector,
+    listwise_targets,
+    load_checkpoint,
+    qa_inputs,
+    save_checkpoint,
+    train_feature_qa,
+    train_ranker,
+)
 
 
 def H(p):

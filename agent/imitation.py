@@ -111,12 +111,13 @@ def checkpoint_kind(path: str | Path) -> str | None:
 def load_checkpoint(path: str | Path, kind: str, device: torch.device | str = "cpu") -> nn.Module:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{kind} weights not found at {path}: train them with benchmarks/bench_agent.py")
+        raise FileNotFoundError(f"{kind} weights not found at {path}: train them with `python train_agent_v2.py`")
     obj = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(obj, dict) or obj.get("kind") != kind:
         raise ValueError(f"{path} is not a {kind} checkpoint (kind {obj.get('kind') if isinstance(obj, dict) else None})")
     net = KINDS[kind](**{k: v for k, v in obj.get("config", {}).items() if k == "hidden"})
     net.load_state_dict(obj["state_dict"], strict=True)
+    net.source = str(path)      # the run identity hashes the file (interaction.evaluate.parts_identity)
     return net.to(device).eval()
 
 
@@ -194,6 +195,8 @@ class FeatureQuality:
         self.source = source
         self._annotated: list[int] | None = None
         self.last_features: np.ndarray | None = None
+        weights = getattr(net, "source", None)
+        self.weight_files = [weights] if weights else None
 
     def set_annotated(self, annotated: Sequence[int]) -> None:
         self._annotated = list(annotated)
@@ -234,6 +237,8 @@ class V2Selector:
         self.qa = qa
         self.tap = tap      # agent.lookahead.BackendTap: the round's probabilities when ctx has none
         self._prev: np.ndarray | None = None
+        weights = getattr(net, "source", None)
+        self.weight_files = [weights] if weights else None
 
     def state(self, ctx: Any) -> np.ndarray:
         if ctx.quality is None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.imitation import (  # noqa: E402
-    CollectSelector,
     FeatureQuality,
     V2Selector,
     load_checkpoint,
@@ -45,7 +43,8 @@ from datasets import davis_compat as dc  # noqa: E402
 from datasets.layout import resolve  # noqa: E402
 from interaction.evaluate import samples_of  # noqa: E402
 from interaction.loop import run_episodes  # noqa: E402
-from interaction.results import ResultsWriter, sample_key  # noqa: E402
+from interaction.results import ResultsWriter  # noqa: E402
+from interaction.training_runs import collect_decisions  # noqa: E402
 from VOS.registry import build_backend  # noqa: E402
 
 log = logging.getLogger("bench_agent_v2")
@@ -66,23 +65,10 @@ def _sd(x) -> float:
 
 def collect(spec, samples, vos, work: Path, rounds: int, min_nb_nodes: int, n_random: int, n_worst: int,
             seed: int) -> list[list[dict]]:
-    out_dir = work / "collect"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    backend = build_backend(vos, torch.device("cpu"))
-    tap = BackendTap(backend, gt_of=lambda s: spec.annotations(s), robot=dc.robot_for(min_nb_nodes))
-    episodes = []
-    for seq, idx in samples:
-        path = out_dir / f"{sample_key(seq, idx)}.pkl"
-        if not path.exists():
-            sel = CollectSelector(tap, n_random=n_random, n_worst=n_worst)
-            run_episodes(spec, [(seq, idx)], "train", tap, sel, rounds, setting="oracle", min_nb_nodes=min_nb_nodes,
-                         seed=seed, progress=False)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(pickle.dumps(sel.decisions))
-            tmp.replace(path)
-            log.warning("collected %s#%d: %d decisions", seq, idx, len(sel.decisions))
-        episodes.append(pickle.loads(path.read_bytes()))
-    return episodes
+    """The labelled decisions of ``samples`` (interaction.training_runs.collect_decisions), cached in work/collect."""
+    return collect_decisions(spec, "train", samples, build_backend(vos, torch.device("cpu")), work / "collect",
+                             rounds=rounds, min_nb_nodes=min_nb_nodes, seed=seed, n_random=n_random, n_worst=n_worst,
+                             progress=False)
 
 
 def run_eval(spec, samples, vos, out: Path, name: str, setting: str, make_selector, make_qfn, *, rounds: int,

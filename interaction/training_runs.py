@@ -3,6 +3,7 @@
     collect_episodes(...)   random-policy episodes -> reward.csv (no goal reward) or
                             pretrain.csv (goal reward from reward.csv's statistics)
     train_dqn(...)          epsilon-greedy episodes, 14 DQN updates after each -> agent.pt
+    collect_decisions(...)  the v2 agent's labelled decisions (look-ahead teacher, agent.imitation)
 
 Every episode runs through :func:`interaction.loop.run_episodes` on the ``window``-frame window
 around the initial scribble, ``rounds`` rounds (so ``rounds - 1`` transitions), in the oracle
@@ -169,3 +170,38 @@ def train_dqn(spec, split: str, samples: Sequence[tuple[str, int]], backend, *, 
     if st.episodes >= epochs * n:   # finished: the export is the last checkpoint's policy, even after a kill
         save_weights(st.policy, weights_path, owner)
     return st
+
+
+def collect_decisions(spec, split: str, samples: Sequence[tuple[str, int]], backend, out_dir: str | Path, *,
+                      rounds: int, min_nb_nodes: int, seed: int, n_random: int = 6, n_worst: int = 2,
+                      progress: bool = True) -> list[list[dict]]:
+    """The v2 agent's training data: one oracle episode per sample, whole videos, driven by
+    :class:`agent.imitation.CollectSelector` through an :class:`agent.lookahead.BackendTap` (at every
+    decision the one-round look-ahead gains of ``n_random`` random + ``n_worst`` worst frames, the
+    round's object features and true per-object J&F are recorded). Each sample's records are pickled
+    to ``out_dir/<seq>__<k>.pkl`` (atomically) as it finishes; samples already there are not run again
+    (the generator depends only on (seed, sample), so a resumed run collects what an uninterrupted one
+    would). Returns one list of records per sample, in the order of ``samples``."""
+    import pickle
+
+    from agent.imitation import CollectSelector
+    from agent.lookahead import BackendTap
+    from core.io import atomic_write_bytes
+    from datasets import davis_compat as dc
+    from interaction.results import sample_key
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tap = BackendTap(backend, gt_of=lambda s: spec.annotations(s), robot=dc.robot_for(min_nb_nodes))
+    selector = CollectSelector(tap, n_random=n_random, n_worst=n_worst)
+
+    def save(rec, _report) -> None:
+        atomic_write_bytes(out_dir / f"{sample_key(rec.sequence, rec.scribble_idx)}.pkl", pickle.dumps(selector.decisions))
+        log.info("collected %s#%d: %d decisions", rec.sequence, rec.scribble_idx, len(selector.decisions))
+        selector.decisions = []
+
+    todo = [s for s in samples if not (out_dir / f"{sample_key(*s)}.pkl").exists()]
+    if todo:
+        run_episodes(spec, todo, split, tap, selector, rounds, setting="oracle", min_nb_nodes=min_nb_nodes, seed=seed,
+                     on_sample=save, progress=progress, desc="collect (look-ahead labels)")
+    return [pickle.loads((out_dir / f"{sample_key(*s)}.pkl").read_bytes()) for s in samples]

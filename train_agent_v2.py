@@ -1,0 +1,112 @@
+"""Train the v2 recommender (``eval_agent.py with method=ours agent=v2``) by imitation of the look-ahead teacher.
+
+    python train_agent_v2.py                    # classic backend on the synthetic train split
+    python train_agent_v2.py with vos=classic dataset=composite epochs=30
+    python train_agent_v2.py print_config
+
+1. Collect: one oracle episode per train sample (whole video, ``rounds`` rounds) with a behaviour policy
+   mixing the teacher's choice, random, worst and linspace; at every decision the one-round look-ahead
+   gains of ``candidates`` random + ``worst_candidates`` worst frames are simulated and recorded
+   (interaction.training_runs.collect_decisions). Kept per sample in {train_dir}/agent_v2_decisions/;
+   re-running the same command resumes there (other settings are refused, see its run.json).
+2. Train (agent.imitation, seconds): the feature QA model -> {weights_dir}/feature_qa.pt, and one ranker
+   per setting -> {weights_dir}/agent_v2_oracle.pt (state on ground-truth quality) and
+   {weights_dir}/agent_v2_wild.pt (state on the feature QA model's prediction). Each file is written atomically.
+"""
+# ruff: noqa: F841  (sacred reads the config functions' local variables)
+from __future__ import annotations
+
+import os
+
+from _experiment import new_experiment, setup_logging
+from VOS.registry import default_min_nb_nodes
+
+ex = new_experiment("train_agent_v2")
+
+
+@ex.config
+def config():
+    vos = "classic"          # VOS backend of the collected episodes: classic | atnet | manet | ipn
+    dataset = "synthetic"    # davis | ytbvos | synthetic | composite | path to a DAVIS-layout root
+    split = "train"
+    scribbles = [1, 2]       # initial scribble files of each sequence used as samples
+    rounds = 8               # rounds per collected episode
+    candidates = 6           # random frames whose look-ahead gain is labelled per decision
+    worst_candidates = 2     # ... plus this many lowest-J&F frames not annotated yet
+    collect_seed = 1000      # the behaviour policy's generator (as benchmarks/bench_agent_v2.py)
+    seed = 0                 # initialisation and order of the feature QA model and the rankers
+    epochs = 30              # ranker epochs over the collected decisions
+    qa_epochs = 60           # feature QA model epochs
+    device = "auto"          # the backend's device (the v2 nets are tiny and train on the CPU)
+    threads = 1              # torch CPU threads
+    data_dir = "data"
+    train_dir = "train"
+    weights_dir = "weights"
+    agent_v2_oracle = os.path.join(weights_dir, "agent_v2_oracle.pt")
+    agent_v2_wild = os.path.join(weights_dir, "agent_v2_wild.pt")
+    feature_qa_weights = os.path.join(weights_dir, "feature_qa.pt")
+    min_nb_nodes = default_min_nb_nodes(vos)   # the robot's, per network as published (VOS.registry)
+    sequences = None         # optional list of sequence names (default: the whole split)
+    vos_options = {}         # passed to the backend
+    progress = True
+
+
+@ex.main
+def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, collect_seed, seed, epochs, qa_epochs,
+         device, threads, data_dir, train_dir, agent_v2_oracle, agent_v2_wild, feature_qa_weights, min_nb_nodes,
+         sequences, vos_options, progress):
+    from pathlib import Path
+
+    import torch
+
+    from agent.imitation import (
+        FeatureQuality,
+        qa_training_set,
+        ranker_decisions,
+        save_checkpoint,
+        train_feature_qa,
+        train_ranker,
+    )
+    from core.device import resolve_device
+    from core.identity import check_identity
+    from datasets.layout import resolve
+    from interaction.evaluate import checked_samples_of, samples_of
+    from interaction.training_runs import collect_decisions
+    from VOS.registry import build_backend, canonical
+
+    setup_logging()
+    torch.set_num_threads(int(threads))
+    dev = resolve_device(device)
+    spec = resolve(dataset, data_dir)
+    checked_samples_of(spec, split, sequences)      # clear errors for an empty split or a missing file
+    samples = samples_of(spec, split, sequences, [int(s) for s in scribbles])
+    if not samples:
+        raise ValueError(f"no samples: scribbles {list(scribbles)} of split '{split}' of {spec.root} do not exist")
+    out = Path(train_dir) / "agent_v2_decisions"
+    check_identity(out / "run.json", dict(vos=canonical(vos), vos_options=dict(vos_options), dataset=spec.name,
+                                          split=split, samples=[list(s) for s in samples], rounds=rounds,
+                                          candidates=candidates, worst_candidates=worst_candidates,
+                                          collect_seed=collect_seed, min_nb_nodes=min_nb_nodes),
+                   has_outputs=out.is_dir() and any(out.glob("*.pkl")), what=str(out),
+                   fix=f"choose another train_dir, or delete {out} to collect again with the new settings")
+    backend = build_backend(canonical(vos), dev, **dict(vos_options))
+    episodes = collect_decisions(spec, split, samples, backend, out, rounds=rounds, min_nb_nodes=min_nb_nodes,
+                                 seed=collect_seed, n_random=candidates, n_worst=worst_candidates, progress=progress)
+    decisions = sum(len(e) for e in episodes)
+    if not decisions:
+        raise ValueError(f"no decisions collected from {len(samples)} samples: rounds must be at least 2")
+    x, y = qa_training_set(episodes)
+    qa = train_feature_qa(x, y, epochs=qa_epochs, seed=seed)
+    trained = {"vos": canonical(vos), "dataset": spec.name, "split": split, "seed": seed, "decisions": decisions}
+    save_checkpoint(qa, feature_qa_weights, trained)
+    for setting, path in (("oracle", agent_v2_oracle), ("wild", agent_v2_wild)):
+        net = train_ranker(ranker_decisions(episodes, FeatureQuality(qa) if setting == "wild" else None),
+                           epochs=epochs, seed=seed)
+        save_checkpoint(net, path, dict(trained, setting=setting))
+    print(f"{agent_v2_oracle}, {agent_v2_wild}, {feature_qa_weights}: trained on {decisions} labelled decisions "
+          f"of {len(samples)} samples ({spec.name} {split})")
+    return decisions
+
+
+if __name__ == "__main__":
+    ex.run_commandline()

@@ -102,10 +102,21 @@ def save_checkpoint(net: nn.Module, path: str | Path, config: dict | None = None
     tmp.replace(path)
 
 
+def checkpoint_config(path: str | Path) -> tuple[str | None, dict]:
+    """(kind, config) of a checkpoint: ``"feature-qa"``/``"agent-v2"`` and the config saved with it for this
+    module's checkpoints, (None, {}) for any other torch file. An unreadable file raises
+    :class:`core.checkpoint.CheckpointError` naming it."""
+    from core.checkpoint import load
+
+    obj = load(path, expected="a torch checkpoint", fix="train it again or copy it again")
+    if not (isinstance(obj, dict) and isinstance(obj.get("kind"), str)):
+        return None, {}
+    return obj["kind"], dict(obj.get("config") or {})
+
+
 def checkpoint_kind(path: str | Path) -> str | None:
     """``"feature-qa"``/``"agent-v2"`` for this module's checkpoints, None for anything else."""
-    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
-    return obj.get("kind") if isinstance(obj, dict) and isinstance(obj.get("kind"), str) else None
+    return checkpoint_config(path)[0]
 
 
 def load_checkpoint(path: str | Path, kind: str, device: torch.device | str = "cpu") -> nn.Module:

@@ -54,7 +54,8 @@ def check_agent_weights(path: str | Path, agent: str, setting: str, paper: bool 
     checkpoint trained for ``setting`` when it records one), so that a v2 run never writes under the
     published agent's ``ours`` nor the other way round. ``paper``: the published evaluation, which
     takes the published agent only."""
-    from agent.imitation import checkpoint_kind
+    from agent.imitation import checkpoint_config
+    from core.checkpoint import CheckpointError
 
     if agent not in AGENTS:
         raise ValueError(f"agent must be one of {AGENTS}, got '{agent}'")
@@ -67,7 +68,12 @@ def check_agent_weights(path: str | Path, agent: str, setting: str, paper: bool 
                "train them (`python produce_reward.py && python pretrain_agent.py && python train_agent.py`) or "
                "place the published agent.pt there (README, 'Weights')")
         raise FileNotFoundError(f"method=ours agent={agent} needs the agent's weights at {path}: {how}")
-    kind = checkpoint_kind(path)
+    try:
+        kind, trained = checkpoint_config(path)
+    except CheckpointError:
+        if agent == "v2":
+            raise
+        kind, trained = None, {}    # the published agent's loader says what is wrong with the file
     if agent == "published" and kind == "agent-v2":
         if paper:
             raise ValueError(f"`with paper` evaluates the published agent, but {path} is an agent-v2 checkpoint "
@@ -80,11 +86,8 @@ def check_agent_weights(path: str | Path, agent: str, setting: str, paper: bool 
             raise ValueError(f"agent=v2 needs an agent-v2 checkpoint (train_agent_v2.py), but {path} is "
                              f"{'a ' + kind + ' checkpoint' if kind else 'not one (the published agent layout?)'}; "
                              f"drop agent=v2 for the published agent, or give agent_weights={path.parent / f'agent_v2_{setting}.pt'}")
-        import torch
-
-        trained = torch.load(path, map_location="cpu", weights_only=True).get("config", {}).get("setting")
-        if trained is not None and trained != setting:
-            raise ValueError(f"{path} is the v2 agent trained for setting={trained}, not {setting}; give "
+        if trained.get("setting", setting) != setting:
+            raise ValueError(f"{path} is the v2 agent trained for setting={trained['setting']}, not {setting}; give "
                              f"agent_weights={path.parent / f'agent_v2_{setting}.pt'} (train_agent_v2.py writes one per setting)")
     return path
 

@@ -15,6 +15,7 @@ import torch
 from agent.imitation import FeatureQuality, V2Selector, checkpoint_kind, load_checkpoint
 from agent.lookahead import BackendTap
 from agent.qnet import QNet
+from core.checkpoint import CheckpointError
 from core.identity import IdentityMismatch, file_sha256
 from datasets.layout import resolve
 from datasets.synthetic import generate
@@ -145,6 +146,12 @@ def test_paper_or_the_published_agent_with_a_v2_checkpoint_is_an_error_naming_th
         _eval(work, setting="oracle", agent_weights=v2)
     with pytest.raises(ValueError, match="trained for setting=oracle, not wild"):
         _eval(work, setting="wild", agent="v2", agent_weights=v2)
+    cut = work / "weights" / "cut.pt"
+    cut.write_bytes((work / "weights" / "agent_v2_oracle.pt").read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=re.escape(str(cut)) + " is truncated"):
+        _eval(work, setting="oracle", agent="v2", agent_weights=str(cut))
+    with pytest.raises(CheckpointError, match=re.escape(str(cut)) + " is truncated"):   # the published loader's
+        _eval(work, setting="oracle", agent_weights=str(cut))
 
 
 def test_with_paper_is_the_named_config():

@@ -158,19 +158,51 @@ def _resize(img: np.ndarray, size_hw: tuple[int, int], nearest: bool = False) ->
     return out.reshape(h, w, *img.shape[2:]) if img.ndim == 3 else out
 
 
+def stroke_regions(new_seeds: np.ndarray, prior: np.ndarray, cap: float, factor: float = 1.0) -> np.ndarray:
+    """(h, w) int16 labels (-1 = none) of the regions that corrective strokes ask to relabel.
+
+    A corrective stroke is drawn along the middle of a wrongly labelled region (the davisinteractive
+    robot draws the skeleton of each error region; a person draws through its middle), and that region
+    reaches from the stroke to the nearest pixel the current result (``prior``) already gives the
+    stroke's label, on the one side, and about as far on the other. So each stroke pixel paints its
+    label over a disc of radius ``factor`` times its distance to the nearest ``prior`` pixel of that
+    label, where that distance is at most ``cap`` pixels (farther, the region is not bounded by the
+    result's outline, as when the result misses the object entirely, and its width is unknown).
+    """
+    h, w = new_seeds.shape
+    out = np.full((h, w), -1, np.int16)
+    for lab in np.unique(new_seeds[new_seeds >= 0]):
+        dist = cv2.distanceTransform((prior != lab).astype(np.uint8), cv2.DIST_L2, 5)
+        canvas = np.zeros((h, w), np.uint8)
+        ys, xs = np.nonzero(new_seeds == lab)
+        d = dist[ys, xs]
+        for y, x, r in zip(ys, xs, np.where(d <= cap, factor * d, 0.0), strict=True):
+            if r >= 1:
+                cv2.circle(canvas, (int(x), int(y)), int(r), 1, -1)
+        out[canvas > 0] = lab
+    out[new_seeds >= 0] = new_seeds[new_seeds >= 0]
+    return out
+
+
 def segment_annotated(image: np.ndarray, seeds: np.ndarray, num_objects: int, prior: np.ndarray | None,
-                      new_seeds: np.ndarray | None = None, radius: float = 20.0, iters: int = 3) -> np.ndarray:
+                      new_seeds: np.ndarray | None = None, radius: float = 20.0, iters: int = 3,
+                      fill: float = 0.0, fill_cap: float = 1.0) -> np.ndarray:
     """Seeded segmentation of one frame into labels 0..K.
 
     image: (h, w, 3) uint8 RGB; seeds: (h, w) int16 stroke labels (-1 = no stroke), every stroke drawn
     on this frame so far; prior: (h, w) uint8 labels of the current result on this frame or None;
     new_seeds: this round's strokes only (changes are confined to ``2 * radius`` pixels around them
     when a prior exists); radius: in pixels, how far round 1 assumes an object extends around its
-    strokes. Returns (h, w) uint8 labels; stroke pixels carry their stroke's label.
+    strokes; fill, fill_cap: with a prior, the regions the new strokes are drawn through
+    (:func:`stroke_regions` with ``cap = fill_cap * radius``, ``factor = fill``; 0 = off) are sure
+    labels like the strokes. Returns (h, w) uint8 labels; stroke pixels carry their stroke's label.
     """
     h, w = seeds.shape
     K = num_objects
     bgr = np.ascontiguousarray(image[..., ::-1])
+    if prior is not None and fill > 0 and new_seeds is not None and (new_seeds >= 0).any():
+        filled = stroke_regions(new_seeds, prior, fill_cap * radius, fill)
+        seeds = np.where(seeds >= 0, seeds, filled).astype(seeds.dtype)
     has_seed = seeds >= 0
     if prior is not None:
         changeable = np.ones((h, w), bool)
@@ -290,7 +322,9 @@ class ClassicBackend(VOSBackend):
     place a colour match may still win), ``prior_power`` (1.0), ``redetect`` (True),
     ``redetect_mass`` (0.2), ``redetect_radius`` (0.35), ``redetect_density`` (0.1): see
     :meth:`_redetect`; ``colour_feedback`` (0.3: the power of the colour likelihood in the carried
-    label map, see :meth:`_chain`), ``min_region`` (0.05: see :meth:`_drop_small`).
+    label map, see :meth:`_chain`), ``min_region`` (0.05: see :meth:`_drop_small`), ``stroke_fill``
+    (1.0) and ``fill_cap`` (0.5, in units of the seed radius): on a frame annotated again, each new
+    stroke relabels the region it is drawn through (:func:`stroke_regions`; 0 = off).
     """
 
     name = "classic"
@@ -304,6 +338,7 @@ class ClassicBackend(VOSBackend):
                  min_region: float = 0.05, propagation: str = "grabcut", refine_iters: int = 1,
                  prev_weight: float = 0.05, refine_ring: float = 0.25, core_erode: float = 0.08,
                  rigid: bool = True, refine: bool = True, feedback: str = "both", mix_colour: float = 0.5,
+                 stroke_fill: float = 1.0, fill_cap: float = 0.5,
                  **options: Any) -> None:
         super().__init__(device=device, **options)
         _flow_engine(flow)   # fail early on an unknown method
@@ -334,6 +369,8 @@ class ClassicBackend(VOSBackend):
         self.refine = bool(refine)
         self.feedback = str(feedback)
         self.mix_colour = float(mix_colour)
+        self.stroke_fill = float(stroke_fill)
+        self.fill_cap = float(fill_cap)
         self._chains: dict[tuple[int, int], tuple] = {}
         self._colour_chains: dict[tuple[int, int], tuple[bytes, dict]] = {}
         self._cidx: np.ndarray | None = None
@@ -402,7 +439,8 @@ class ClassicBackend(VOSBackend):
             prior = self.prev[frame].argmax(-1).astype(np.uint8)
         radius = self.seed_radius * float(np.hypot(h, w))
         labels = segment_annotated(self.small[frame], seeds, K, prior, new_seeds if prior is not None else None,
-                                   radius=radius, iters=self.grabcut_iters)
+                                   radius=radius, iters=self.grabcut_iters, fill=self.stroke_fill,
+                                   fill_cap=self.fill_cap)
         if prior is not None and not (new_seeds >= 0).any():
             labels = prior
         full = _resize(labels, (H, W), nearest=True) if (h, w) != (H, W) else labels.copy()

@@ -275,3 +275,31 @@ def test_cached_chains_give_the_same_rounds_as_chains_computed_afresh(video, rob
         pred = a.masks.astype(int)
         f = int(np.argmin(jandf(gt, a.masks) + np.isin(np.arange(T), cached.annotated) * 9))
     assert len(cached._chains) > 0 and len(cached._colour_chains) > 0
+
+
+def test_a_corrective_stroke_relabels_the_sliver_it_is_drawn_through():
+    """The result has object 1 on columns 10..19; the object really reaches column 28, and the
+    correction is drawn down the middle of the missed sliver (column 24, as the robot draws the
+    skeleton of an error region). Its distance to the nearest pixel already labelled 1 is 5 (column
+    19), so the region relabelled is the disc of radius 5 around each stroke pixel: columns 19..29
+    on the stroke's rows, nothing beyond; a stroke farther than ``cap`` from every pixel of its label
+    relabels only itself."""
+    from VOS.classic import stroke_regions
+
+    prior = np.zeros((40, 40), np.uint8)
+    prior[5:35, 10:20] = 1
+    seeds = np.full((40, 40), -1, np.int16)
+    seeds[10:30, 24] = 1
+    filled = stroke_regions(seeds, prior, cap=8.0)
+    assert (filled[10:30, 19:30] == 1).all()
+    assert (filled[:, 30:] == -1).all() and (filled[:, :19] == -1).all()
+    assert (filled[:5] == -1).all() and (filled[35:] == -1).all()   # discs of radius 5 from rows 10..29
+    only = stroke_regions(seeds, prior, cap=4.0)
+    np.testing.assert_array_equal(only >= 0, seeds >= 0)
+    # a background stroke through a false extension of the object: the same disc, label 0
+    prior2 = np.zeros((40, 40), np.uint8)
+    prior2[5:35, 10:29] = 1          # the object is columns 10..19; 20..28 is wrongly labelled 1
+    seeds2 = np.full((40, 40), -1, np.int16)
+    seeds2[10:30, 24] = 0
+    filled2 = stroke_regions(seeds2, prior2, cap=8.0)   # nearest 0 pixel: column 29, distance 5
+    assert (filled2[10:30, 20:29] == 0).all() and (filled2[:, :19] == -1).all()

@@ -728,24 +728,30 @@ class ClassicBackend(VOSBackend):
         self._chains[key] = (tag, chain, last)
         return [(lab, c) for lab, c, _ in chain[:length]]
 
+    def _warp_object(self, m: np.ndarray, fwd: np.ndarray, cfwd: np.ndarray,
+                     back: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(h, w) float32 mask ``m`` moved one step of a chain, and the similarity transform that moved it:
+        fitted to the flow ``fwd`` (consistency ``cfwd``) by :func:`_similarity` when ``rigid``, else (or
+        when none fits, then None) the dense backward warp by ``back``."""
+        h, w = m.shape
+        M = _similarity(m, fwd, cfwd) if self.rigid else None
+        if M is not None:
+            return cv2.warpAffine(m.astype(np.float32), M, (w, h), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0), M
+        return _remap(m.astype(np.float32), self.flow().grid + back, cv2.BORDER_CONSTANT), None
+
     def _step_labels(self, labels: np.ndarray, image: np.ndarray, fwd: np.ndarray, cfwd: np.ndarray,
                      back: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(refined labels, carried state), both (h, w) uint8, of the next frame from the carried state
         ``labels`` of this one; see :meth:`_refined_chain`."""
         h, w = labels.shape
         K = self.num_objects
-        fc = self.flow()
         warped = np.zeros((K + 1, h, w), np.float32)
         for k in range(1, K + 1):
             m = labels == k
             if not m.any():
                 continue
-            M = _similarity(m, fwd, cfwd) if self.rigid else None
-            if M is not None:
-                warped[k] = cv2.warpAffine(m.astype(np.float32), M, (w, h), flags=cv2.INTER_LINEAR,
-                                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            else:
-                warped[k] = _remap(m.astype(np.float32), fc.grid + back, cv2.BORDER_CONSTANT)
+            warped[k] = self._warp_object(m, fwd, cfwd, back)[0]
         cores = np.zeros((K + 1, h, w), bool)
         for k in range(1, K + 1):
             mk = warped[k] > 0.5

@@ -4,9 +4,9 @@
 
 For every val sequence, frame pair (t, t+1) and object present in both (at least 20 pixels at the
 working resolution), the ground-truth mask of frame t is moved to t+1 the way the backend's chain moves
-its state (:func:`VOS.classic._similarity` on the DIS flow, the dense backward warp when no transform
-fits) and, separately, put through a whole chain step (:meth:`VOS.classic.ClassicBackend._step_labels`:
-the warp and the per-frame GrabCut refinement). Prints the mean IoU with the ground truth of t+1 by
+its state (:meth:`VOS.classic.ClassicBackend._warp_object`: a similarity fitted to the DIS flow, the
+dense backward warp when none fits) and, separately, put through a whole chain step
+(:meth:`VOS.classic.ClassicBackend._step_labels`: the warp and the per-frame GrabCut refinement). Prints the mean IoU with the ground truth of t+1 by
 motion (centroid shift over 8 working pixels = ``fast``: the generator's bursts) and occlusion
 (another object within 7 pixels in t+1 covering over 5 % of the object's area), with the IoU of
 not moving the mask at all beside it. A chain of n steps compounds these losses.
@@ -24,7 +24,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datasets.layout import resolve  # noqa: E402
-from VOS.classic import ClassicBackend, _remap, _resize, _similarity  # noqa: E402
+from VOS.classic import ClassicBackend, _resize  # noqa: E402
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -45,11 +45,8 @@ def sequence_rows(backend: ClassicBackend, frames: np.ndarray, gt: np.ndarray) -
             m, n = g[t] == k, g[t + 1] == k
             if m.sum() < 20 or n.sum() < 20:
                 continue
-            M = _similarity(m, fc.fwd[t], fc.cfwd[t])
-            if M is not None:
-                warped = cv2.warpAffine(m.astype(np.float32), M, (w, h)) > 0.5
-            else:
-                warped = _remap(m.astype(np.float32), fc.grid + fc.bwd[t], cv2.BORDER_CONSTANT) > 0.5
+            moved, M = backend._warp_object(m, fc.fwd[t], fc.cfwd[t], fc.bwd[t])
+            warped = moved > 0.5
             near = cv2.dilate(m.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
             other = (g[t + 1] > 0) & (g[t + 1] != k)
             ys, xs = np.nonzero(m)

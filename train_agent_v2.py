@@ -70,7 +70,7 @@ def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, c
     from core.device import resolve_device
     from core.identity import check_identity
     from datasets.layout import resolve
-    from interaction.evaluate import checked_samples_of, samples_of
+    from interaction.evaluate import checked_samples_of
     from interaction.training_runs import collect_decisions
     from VOS.registry import build_backend, canonical
 
@@ -78,8 +78,9 @@ def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, c
     torch.set_num_threads(int(threads))
     dev = resolve_device(device)
     spec = resolve(dataset, data_dir)
-    checked_samples_of(spec, split, sequences)      # clear errors for an empty split or a missing file
-    samples = samples_of(spec, split, sequences, [int(s) for s in scribbles])
+    wanted = {int(s) for s in scribbles}
+    # clear errors for an empty split or a missing file, then the samples of the chosen scribble files
+    samples = [s for s in checked_samples_of(spec, split, sequences) if s[1] in wanted]
     if not samples:
         raise ValueError(f"no samples: scribbles {list(scribbles)} of split '{split}' of {spec.root} do not exist")
     out = Path(train_dir) / "agent_v2_decisions"

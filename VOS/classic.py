@@ -186,7 +186,8 @@ def stroke_regions(new_seeds: np.ndarray, prior: np.ndarray, cap: float, factor:
 
 def segment_annotated(image: np.ndarray, seeds: np.ndarray, num_objects: int, prior: np.ndarray | None,
                       new_seeds: np.ndarray | None = None, radius: float = 20.0, iters: int = 3,
-                      fill: float = 0.0, fill_cap: float = 1.0) -> np.ndarray:
+                      fill: float = 0.0, fill_cap: float = 1.0,
+                      refs: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
     """Seeded segmentation of one frame into labels 0..K.
 
     image: (h, w, 3) uint8 RGB; seeds: (h, w) int16 stroke labels (-1 = no stroke), every stroke drawn
@@ -233,15 +234,22 @@ def segment_annotated(image: np.ndarray, seeds: np.ndarray, num_objects: int, pr
         mask[other_seed] = cv2.GC_BGD
         fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
         unknown = (mask == cv2.GC_PR_FGD) | (mask == cv2.GC_PR_BGD)
-        if fg.sum() >= 10 and (~fg).sum() >= 10 and unknown.any():
+        img, tri = bgr, mask
+        if refs:   # trusted frames below this one: sure labels that only teach the colour models
+            img = np.concatenate([bgr] + [np.ascontiguousarray(r[..., ::-1]) for r, _ in refs], 0)
+            tri = np.concatenate([mask] + [np.where(lab == k, cv2.GC_FGD, cv2.GC_BGD).astype(np.uint8)
+                                           for _, lab in refs], 0)
+        tfg = (tri == cv2.GC_FGD) | (tri == cv2.GC_PR_FGD)
+        if tfg.sum() >= 10 and (~tfg).sum() >= 10 and unknown.any():
             bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
             try:
                 # GrabCut's GMM initialisation draws from OpenCV's process-wide RNG: seed it so a
                 # round's result does not depend on what ran before in the process (resume, trials).
                 cv2.setRNGSeed(0)
-                cv2.grabCut(bgr, mask, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
+                cv2.grabCut(img, tri, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
             except cv2.error as exc:   # degenerate colour statistics: keep the trimap
                 log.debug("grabCut failed (%s); using the seeds and prior as they are", exc)
+            mask = tri[:h]
             fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
         # objects claiming the same pixel: the prior, then the nearer stroke, decides
         near = np.exp(-cv2.distanceTransform((~obj_seed).astype(np.uint8), cv2.DIST_L2, 3) / max(radius, 1.0))
@@ -249,6 +257,35 @@ def segment_annotated(image: np.ndarray, seeds: np.ndarray, num_objects: int, pr
     labels = scores.argmax(0).astype(np.uint8)
     labels[has_seed] = seeds[has_seed].astype(np.uint8)
     return labels
+
+
+def clean_labels(labels: np.ndarray, seeds: np.ndarray, ref_area: np.ndarray, min_region: float,
+                 stray: float) -> np.ndarray:
+    """Drop the stray regions of an annotated frame's labels (a copy; dropped pixels become background).
+
+    labels: (h, w) uint8 0..K; seeds: (h, w) int16 stroke labels (-1 = none); ref_area: (K+1,) each
+    object's largest area on the annotated frames. A connected region of object k with no stroke of k
+    goes when it is smaller than ``min_region * ref_area[k]`` (GrabCut speckle; an absent object's remnant
+    scores J = 0 however small) or, when k has strokes on the frame, smaller than ``stray`` times the
+    largest region that holds one of them (the strokes say where the object is; 0 = keep these).
+    """
+    out = labels.copy()
+    for k in range(1, len(ref_area)):
+        m = (labels == k).astype(np.uint8)
+        if not m.any():
+            continue
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+        area = stats[:, cv2.CC_STAT_AREA]
+        stroked = np.zeros(n, bool)
+        stroked[np.unique(lab[seeds == k])] = True
+        stroked[0] = False
+        bound = min_region * ref_area[k]
+        if stray > 0 and stroked.any():
+            bound = max(bound, stray * area[stroked].max())
+        drop = [i for i in range(1, n) if not stroked[i] and area[i] < bound]
+        if drop:
+            out[np.isin(lab, drop)] = 0
+    return out
 
 
 def _similarity(mask: np.ndarray, flow: np.ndarray, conf: np.ndarray, max_points: int = 400) -> np.ndarray | None:
@@ -338,7 +375,8 @@ class ClassicBackend(VOSBackend):
                  min_region: float = 0.05, propagation: str = "grabcut", refine_iters: int = 1,
                  prev_weight: float = 0.05, refine_ring: float = 0.25, core_erode: float = 0.08,
                  rigid: bool = True, refine: bool = True, feedback: str = "both", mix_colour: float = 0.5,
-                 stroke_fill: float = 1.0, fill_cap: float = 0.5,
+                 stroke_fill: float = 1.0, fill_cap: float = 0.5, ref_anchors: int = 1,
+                 anchor_stray: float = 0.0, anchor_clean: bool = True,
                  **options: Any) -> None:
         super().__init__(device=device, **options)
         _flow_engine(flow)   # fail early on an unknown method
@@ -371,6 +409,9 @@ class ClassicBackend(VOSBackend):
         self.mix_colour = float(mix_colour)
         self.stroke_fill = float(stroke_fill)
         self.fill_cap = float(fill_cap)
+        self.ref_anchors = int(ref_anchors)
+        self.anchor_stray = float(anchor_stray)
+        self.anchor_clean = bool(anchor_clean)
         self._chains: dict[tuple[int, int], tuple] = {}
         self._colour_chains: dict[tuple[int, int], tuple[bytes, dict]] = {}
         self._cidx: np.ndarray | None = None
@@ -438,11 +479,20 @@ class ClassicBackend(VOSBackend):
         elif self.prev is not None:
             prior = self.prev[frame].argmax(-1).astype(np.uint8)
         radius = self.seed_radius * float(np.hypot(h, w))
+        others = sorted((a for a in self.anchors if a != frame), key=lambda a: (abs(a - frame), a))
+        refs = [(self.small[a], _resize(self.anchors[a], (h, w), nearest=True)) for a in others[: self.ref_anchors]]
         labels = segment_annotated(self.small[frame], seeds, K, prior, new_seeds if prior is not None else None,
                                    radius=radius, iters=self.grabcut_iters, fill=self.stroke_fill,
-                                   fill_cap=self.fill_cap)
+                                   fill_cap=self.fill_cap, refs=refs)
         if prior is not None and not (new_seeds >= 0).any():
             labels = prior
+        elif self.anchor_clean:
+            ref_area = np.bincount(labels.ravel(), minlength=K + 1)[:K + 1].astype(np.float64)
+            for a in others:
+                ref_area = np.maximum(ref_area, np.bincount(_resize(self.anchors[a], (h, w), nearest=True).ravel(),
+                                                            minlength=K + 1)[:K + 1])
+            labels = clean_labels(labels, seeds, ref_area, self.min_region, self.anchor_stray)
+            labels[seeds >= 0] = seeds[seeds >= 0].astype(np.uint8)
         full = _resize(labels, (H, W), nearest=True) if (h, w) != (H, W) else labels.copy()
         if (h, w) != (H, W):   # smoother object outlines than nearest-neighbour upsampling
             soft = _resize(_onehot(labels, K + 1), (H, W))

@@ -303,3 +303,66 @@ def test_a_corrective_stroke_relabels_the_sliver_it_is_drawn_through():
     seeds2[10:30, 24] = 0
     filled2 = stroke_regions(seeds2, prior2, cap=8.0)   # nearest 0 pixel: column 29, distance 5
     assert (filled2[10:30, 20:29] == 0).all() and (filled2[:, :19] == -1).all()
+
+
+def test_annotated_frame_cleaning_drops_speckle_and_unstroked_strays():
+    """By hand: object 1's largest annotated area is 400 px, so regions under 0.05 * 400 = 20 px
+    without a stroke of 1 go (a 9-px speck), a stroked 9-px region stays; object 2 is absent from the
+    frame but for a 6-px remnant, which goes (J = 0 for object 2 however small it is). With ``stray``
+    0.5 a 150-px region of object 1 with no stroke goes too, being under half the 400-px stroked one."""
+    from VOS.classic import clean_labels
+
+    labels = np.zeros((60, 80), np.uint8)
+    labels[5:25, 5:25] = 1          # 400 px, stroked
+    labels[40:43, 40:43] = 1        # 9 px, no stroke
+    labels[40:43, 60:63] = 1        # 9 px, stroked
+    labels[30:45, 5:15] = 1         # 150 px, no stroke
+    labels[50:52, 70:73] = 2        # 6 px remnant of an absent object
+    seeds = np.full(labels.shape, -1, np.int16)
+    seeds[15, 8:20] = 1
+    seeds[41, 61] = 1
+    ref = np.array([0.0, 400.0, 300.0])
+    out = clean_labels(labels, seeds, ref, min_region=0.05, stray=0.0)
+    expected = labels.copy()
+    expected[40:43, 40:43] = 0
+    expected[50:52, 70:73] = 0
+    np.testing.assert_array_equal(out, expected)
+    out2 = clean_labels(labels, seeds, ref, min_region=0.05, stray=0.5)
+    expected[30:45, 5:15] = 0
+    np.testing.assert_array_equal(out2, expected)
+
+
+def test_trusted_frames_teach_the_annotated_frames_colour_models():
+    """The object is red on its left half and blue on its right; the prior on this frame has only the
+    red half, and the one stroke is on red. From this frame's own labels GrabCut learns red as the
+    object's colour and blue (a small blue patch far off is background) as background's, so the blue
+    half stays background. With a trusted frame below (the whole object labelled, elsewhere), the
+    object's model has blue and the blue half joins the object; the far patch is beyond the reach of
+    the strokes and keeps the prior's label. Only this frame's labels are returned."""
+    from VOS.classic import segment_annotated
+
+    rng = np.random.default_rng(0)
+    h, w = 60, 80
+    img = (np.full((h, w, 3), 210) + rng.integers(0, 8, (h, w, 3))).astype(np.uint8)
+    img[20:40, 30:45] = (200, 30, 30)
+    img[20:40, 45:60] = (30, 40, 200)
+    img[2:8, 70:78] = (30, 40, 200)             # a small blue patch of background
+    gt = np.zeros((h, w), np.uint8)
+    gt[20:40, 30:60] = 1
+    prior = np.zeros((h, w), np.uint8)
+    prior[20:40, 30:45] = 1                     # the red half only
+    seeds = np.full((h, w), -1, np.int16)
+    seeds[30, 34:42] = 1                        # a stroke on red
+    seeds[50, 10:70] = 0                        # a background stroke below
+    ref_img = (np.full((h, w, 3), 210) + rng.integers(0, 8, (h, w, 3))).astype(np.uint8)
+    ref_img[10:30, 10:25] = (200, 30, 30)
+    ref_img[10:30, 25:40] = (30, 40, 200)
+    ref_lab = np.zeros((h, w), np.uint8)
+    ref_lab[10:30, 10:40] = 1
+    kw = dict(num_objects=1, prior=prior, new_seeds=seeds, radius=15.0, iters=3)   # changes within 30 px of the strokes
+    alone = segment_annotated(img, seeds, **kw)
+    taught = segment_annotated(img, seeds, **kw, refs=[(ref_img, ref_lab)])
+    assert taught.shape == (h, w)
+    assert (alone[20:40, 45:60] == 1).mean() < 0.1      # blue: background by this frame's colours
+    assert (taught[20:40, 45:60] == 1).mean() > 0.9     # blue: object, as the trusted frame shows
+    assert (taught[2:8, 70:78] == 0).all() and (taught[20:40, 30:45] == 1).mean() > 0.9

@@ -6,8 +6,12 @@ One round on frame ``f``:
    normalised by (W, H)); the frame is segmented at a working resolution by one GrabCut per
    object (OpenCV graph cut on colour GMMs), seeded by the object's strokes (sure foreground),
    the other labels' strokes (sure background) and, from round 2 on, the current result on ``f``
-   (probable labels, and left untouched far from this round's strokes). Stroke pixels keep their
-   label exactly. The result is the *anchor* of ``f``.
+   (probable labels, and left untouched far from this round's strokes). The nearest other annotated
+   frame is appended below the frame as sure labels, so the colour models also learn from labels that
+   are trusted (``ref_anchors``); regions of an object with none of its strokes that are smaller than
+   ``min_region`` of its largest annotated area are dropped (``anchor_clean``: GrabCut speckle, and an
+   absent object's remnant scores J = 0 however small). Stroke pixels keep their label exactly. The
+   result is the *anchor* of ``f``.
 2. *Propagation.* Dense optical flow (OpenCV DIS, Farneback as fallback) between consecutive
    frames, both directions, is computed once per video at the working resolution and cached.
    From every anchor the labels are carried forward and backward one frame at a time, stopping at
@@ -361,7 +365,10 @@ class ClassicBackend(VOSBackend):
     :meth:`_redetect`; ``colour_feedback`` (0.3: the power of the colour likelihood in the carried
     label map, see :meth:`_chain`), ``min_region`` (0.05: see :meth:`_drop_small`), ``stroke_fill``
     (1.0) and ``fill_cap`` (0.5, in units of the seed radius): on a frame annotated again, each new
-    stroke relabels the region it is drawn through (:func:`stroke_regions`; 0 = off).
+    stroke relabels the region it is drawn through (:func:`stroke_regions`; 0 = off); ``ref_anchors`` (1):
+    how many of the nearest other annotated frames teach an annotated frame's GrabCut colour models
+    (``refs`` of :func:`segment_annotated`; 0 = off); ``anchor_clean`` (True) and ``anchor_stray`` (0.0):
+    :func:`clean_labels` on every newly segmented annotated frame.
     """
 
     name = "classic"

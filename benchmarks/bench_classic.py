@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--breakdown", action="store_true",
                    help="also print J&F after rounds 1 and the last by distance to the nearest annotated frame and "
                         "the share of poor object-frames (J&F < 0.5) per failure type")
+    p.add_argument("--gt-anchors", action="store_true",
+                   help="diagnostic: every annotated frame gets its ground-truth mask instead of the backend's "
+                        "segmentation (the rest of the backend unchanged): how far propagation alone goes")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
@@ -69,6 +72,17 @@ def main(argv: list[str] | None = None) -> int:
             options[key] = value
     backend = build_backend("classic", "cpu", work_size=a.work_size, **options)
     cpu_first, cpu_later = _time_rounds_in_cpu_seconds(backend)
+    if a.gt_anchors:
+        truth: dict[str, np.ndarray] = {}
+
+        def ground_truth_anchor(frame: int, new_strokes: list) -> np.ndarray:
+            seq = backend.sequence
+            if seq not in truth:
+                truth.clear()
+                truth[seq] = spec.annotations(seq)
+            return truth[seq][frame].astype(np.uint8)
+
+        backend._segment = ground_truth_anchor
 
     reports: list[pd.DataFrame] = []
     rows: list[dict] = []
@@ -93,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     peak_mb = usage.ru_maxrss / 1024
     T = {int(spec.sequences[s]["num_frames"]) for s in seqs}
     K = [int(spec.sequences[s]["num_objects"]) for s in seqs]
-    print(f"classic (work_size {a.work_size}{''.join(f', {k}={v}' for k, v in options.items())}), oracle-worst, {len(samples)} samples of {len(seqs)} val sequences "
+    print(f"classic (work_size {a.work_size}{''.join(f', {k}={v}' for k, v in options.items())}"
+          f"{', ground-truth anchors' if a.gt_anchors else ''}), oracle-worst, {len(samples)} samples of {len(seqs)} val sequences "
           f"of {spec.root} (frames {sorted(T)}, objects {min(K)}-{max(K)}), {a.rounds} rounds")
     print("J&F per round: " + " ".join(f"{m:.3f}" for m in curve[1:]))
     print(f"round-AUC: {round_auc(curve):.4f}   J&F after round {a.rounds}: {curve[-1]:.4f}")

@@ -63,13 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.sequences:
         seqs = seqs[: a.sequences]
     samples = samples_of(spec, "val", seqs, a.scribbles)
-    options = {}
-    for item in a.option:
-        key, _, value = item.partition("=")
-        try:
-            options[key] = int(value) if value.lstrip("-").isdigit() else float(value)
-        except ValueError:
-            options[key] = value
+    options = parse_options(a.option)
     backend = build_backend("classic", "cpu", work_size=a.work_size, **options)
     cpu_first, cpu_later = _time_rounds_in_cpu_seconds(backend)
     if a.gt_anchors:
@@ -122,6 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     if rows:
         print_breakdown(pd.DataFrame(rows))
     return 0
+
+
+def parse_options(items: list[str]) -> dict:
+    """``KEY=VALUE`` strings -> {key: int, float or str value} (backend options from the command line)."""
+    options = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            options[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+        except ValueError:
+            options[key] = value
+    return options
 
 
 def _time_rounds_in_cpu_seconds(backend) -> tuple[list[float], list[float]]:

@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.bench_classic import parse_options  # noqa: E402
 from datasets.layout import resolve  # noqa: E402
 from interaction.loop import score_masks  # noqa: E402
 from VOS.classic import ClassicBackend  # noqa: E402
@@ -30,17 +31,6 @@ def frame_jf(gt: np.ndarray, pred: np.ndarray, K: int) -> np.ndarray:
     """(T,) mean over objects of (J + F) / 2 per frame."""
     j, f = score_masks(gt, pred.astype(np.int64), K)
     return 0.5 * (j + f).mean(1)
-
-
-def parse_options(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        try:
-            out[key] = int(value) if value.lstrip("-").isdigit() else float(value)
-        except ValueError:
-            out[key] = value
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -487,7 +487,8 @@ class ClassicBackend(VOSBackend):
             prior = self.prev[frame].argmax(-1).astype(np.uint8)
         radius = self.seed_radius * float(np.hypot(h, w))
         others = sorted((a for a in self.anchors if a != frame), key=lambda a: (abs(a - frame), a))
-        refs = [(self.small[a], _resize(self.anchors[a], (h, w), nearest=True)) for a in others[: self.ref_anchors]]
+        small = {a: _resize(self.anchors[a], (h, w), nearest=True) for a in others}
+        refs = [(self.small[a], small[a]) for a in others[: self.ref_anchors]]
         labels = segment_annotated(self.small[frame], seeds, K, prior, new_seeds if prior is not None else None,
                                    radius=radius, iters=self.grabcut_iters, fill=self.stroke_fill,
                                    fill_cap=self.fill_cap, refs=refs)
@@ -495,9 +496,8 @@ class ClassicBackend(VOSBackend):
             labels = prior
         elif self.anchor_clean:
             ref_area = np.bincount(labels.ravel(), minlength=K + 1)[:K + 1].astype(np.float64)
-            for a in others:
-                ref_area = np.maximum(ref_area, np.bincount(_resize(self.anchors[a], (h, w), nearest=True).ravel(),
-                                                            minlength=K + 1)[:K + 1])
+            for lab in small.values():
+                ref_area = np.maximum(ref_area, np.bincount(lab.ravel(), minlength=K + 1)[:K + 1])
             labels = clean_labels(labels, seeds, ref_area, self.min_region, self.anchor_stray)
             labels[seeds >= 0] = seeds[seeds >= 0].astype(np.uint8)
         full = _resize(labels, (H, W), nearest=True) if (h, w) != (H, W) else labels.copy()

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agent.features import F_OBJ, F_V2, agent_state_v2, object_features
+from agent.features import F_OBJ, F_V2, V2_DEFAULT_COLUMNS, agent_state_v2, object_features
 
 log = logging.getLogger(__name__)
 
@@ -169,13 +169,12 @@ def train_ranker(decisions: Sequence[dict], *, epochs: int = 40, lr: float = 2e-
     """Fit a :class:`RankNet` with the ListNet loss. Each decision: ``state`` (T, F_V2), ``candidates``
     (C,) frame indices, ``gains`` (C,) one-round look-ahead gains. One decision per step (videos differ
     in length), decisions in a seeded random order each epoch. ``keep``: the state columns the net may
-    use (default all; the others are zeroed, for ablations)."""
+    use (default :data:`agent.features.V2_DEFAULT_COLUMNS`; the others are zeroed after normalisation)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = RankNet(hidden)
-    if keep is not None:
-        net.keep.zero_()
-        net.keep[list(keep)] = 1.0
+    net.keep.zero_()
+    net.keep[list(V2_DEFAULT_COLUMNS if keep is None else keep)] = 1.0
     net.norm.fit(np.concatenate([d["state"] for d in decisions], axis=0))
     data = [(torch.as_tensor(np.asarray(d["state"], np.float32))[None], torch.as_tensor(np.asarray(d["candidates"])),
              torch.as_tensor(listwise_targets(d["gains"], tau), dtype=torch.float32)) for d in decisions]

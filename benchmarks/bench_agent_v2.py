@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agent.features import V2_DEFAULT_COLUMNS  # noqa: E402
 from agent.imitation import (  # noqa: E402
     FeatureQuality,
     V2Selector,
@@ -49,11 +50,11 @@ from VOS.registry import build_backend  # noqa: E402
 
 log = logging.getLogger("bench_agent_v2")
 
-#: ablations of ours: name -> state columns kept (agent.features, F_V2 = 18)
+#: ablations of ours: name -> state columns kept (agent.features, F_V2 = 18); "full" is the default state
 ABLATIONS = {
-    "full": list(range(18)),
-    "no-confidence": list(range(11)),                       # without the backend's object features 11..17
-    "no-temporal": [0, 1, 2, 3, 4, 5, 6, 10] + list(range(11, 18)),   # without distances and position 7..9
+    "full": list(V2_DEFAULT_COLUMNS),                        # all but the distances and position 7..9
+    "with-temporal": list(range(18)),                        # all 18, with the distances and position
+    "no-confidence": [c for c in V2_DEFAULT_COLUMNS if c < 11],   # also without the backend's features 11..17
     "published-state": [0, 5],                               # [quality, times annotated] only
 }
 
@@ -118,8 +119,10 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--settings", default="wild,oracle")
     ap.add_argument("--methods", default="random,linspace,worst,ours,greedy,beam")
-    ap.add_argument("--ablations", default="no-confidence,no-temporal,published-state",
-                    help="variants of ours (seed of the first --seeds only; '' for none)")
+    ap.add_argument("--ablations", default="with-temporal,no-confidence,published-state",
+                    help="variants of ours ('' for none), trained and evaluated for --ablation-seeds")
+    ap.add_argument("--ablation-seeds", default="first", choices=["first", "all"],
+                    help="the ablations for the first of --seeds only, or for every seed")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--train-sequences", type=int, default=0)
     ap.add_argument("--train-scribbles", default="1,2", help="initial scribbles of the train samples")
@@ -171,7 +174,7 @@ def main(argv=None) -> None:
         models[(seed, "qa")] = qa_path
         qa = FeatureQuality(load_checkpoint(qa_path, "feature-qa"))
         for setting in settings:
-            for abl in ["full"] + (ablations if seed == seeds[0] else []):
+            for abl in ["full"] + (ablations if a.ablation_seeds == "all" or seed == seeds[0] else []):
                 path = sdir / f"agent_v2_{setting}_{abl}.pt"
                 if not path.exists():
                     dec = ranker_decisions(episodes, qa if setting == "wild" else None)
@@ -213,7 +216,7 @@ def main(argv=None) -> None:
                                                                    worst=a.beam_worst, rounds=a.rounds, tap=tap), None)]
             elif method == "ours":
                 for seed in seeds:
-                    for abl in ["full"] + (ablations if seed == seeds[0] else []):
+                    for abl in ["full"] + (ablations if a.ablation_seeds == "all" or seed == seeds[0] else []):
                         path = models[(seed, f"{setting}/{abl}")]
                         mk = (lambda p: lambda tap, q: V2Selector(load_checkpoint(p, "agent-v2"), qa=q, tap=tap))(path)
                         name = "ours" if abl == "full" else f"ours-{abl}"

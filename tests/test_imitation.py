@@ -107,7 +107,7 @@ def test_ranker_learns_to_pick_the_frame_the_teacher_prefers(tmp_path):
     def decision(T):
         s = rng.uniform(0, 1, size=(T, F_V2)).astype(np.float32)
         cands = np.sort(rng.choice(T, size=6, replace=False))
-        gains = 0.1 * s[cands, 7] - 0.05 * s[cands, 0]  # the teacher's gain: far from annotations, low quality
+        gains = 0.1 * s[cands, 11] - 0.05 * s[cands, 0]  # the teacher's gain: confident mask, low quality
         return {"state": s, "candidates": cands, "gains": gains}
 
     train = [decision(int(rng.integers(10, 16))) for _ in range(120)]
@@ -119,6 +119,14 @@ def test_ranker_learns_to_pick_the_frame_the_teacher_prefers(tmp_path):
             sc = net(torch.as_tensor(d["state"])[None])[0].numpy()
         hits += int(d["candidates"][np.argmax(sc[d["candidates"]])] == d["candidates"][np.argmax(d["gains"])])
     assert hits >= 35   # chance: 50 / 6 ~ 8
+    # the default state leaves out the distance and position columns 7..9: scores do not depend on them
+    s = torch.as_tensor(d["state"])[None]
+    s2 = s.clone()
+    s2[..., 7:10] = torch.rand(s.shape[1], 3)
+    with torch.no_grad():
+        assert torch.equal(net(s), net(s2))
+        s2[..., 11] += 0.5
+        assert not torch.equal(net(s), net(s2))
     save_checkpoint(net, tmp_path / "v2.pt")
     assert isinstance(load_checkpoint(tmp_path / "v2.pt", "agent-v2"), RankNet)
 

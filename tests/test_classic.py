@@ -366,3 +366,33 @@ def test_trusted_frames_teach_the_annotated_frames_colour_models():
     assert (alone[20:40, 45:60] == 1).mean() < 0.1      # blue: background by this frame's colours
     assert (taught[20:40, 45:60] == 1).mean() > 0.9     # blue: object, as the trusted frame shows
     assert (taught[2:8, 70:78] == 0).all() and (taught[20:40, 30:45] == 1).mean() > 0.9
+
+
+def test_first_segmentation_learns_the_object_from_near_its_stroke():
+    """A thin red bar (6 px wide) with a stroke along its middle, on grey, and a blue strip 13-16 px to
+    the right of the stroke that only occurs there. Round 1 (no prior) with the whole ``radius`` disc (20 px) as
+    probable object puts the blue strip into the object's colour model and the strip joins the bar;
+    with the probable zone at half the radius (10 px: the bar and some grey, not the strip) blue is
+    background's colour and the result is the bar (IoU with the bar computed by hand)."""
+    from VOS.classic import segment_annotated
+
+    rng = np.random.default_rng(0)
+    h, w = 100, 120
+    img = (np.full((h, w, 3), 200) + rng.integers(0, 8, (h, w, 3))).astype(np.uint8)
+    img[20:80, 40:46] = (200, 30, 30)            # the object: a thin bar, columns 40..45
+    img[20:80, 56:60] = (30, 40, 200)            # background: a blue strip, 13-16 px right of the stroke
+    bar = np.zeros((h, w), bool)
+    bar[20:80, 40:46] = True
+    seeds = np.full((h, w), -1, np.int16)
+    seeds[25:75, 43] = 1                         # the stroke along the bar's middle
+    kw = dict(num_objects=1, prior=None, radius=20.0, iters=3)
+
+    def iou(lab):
+        m = lab == 1
+        return (m & bar).sum() / (m | bar).sum()
+
+    whole = segment_annotated(img, seeds, **kw, first_radius=1.0)
+    half = segment_annotated(img, seeds, **kw, first_radius=0.5)
+    assert (whole[20:80, 56:60] == 1).mean() > 0.5     # the strip taken for the object
+    assert (half[20:80, 56:60] == 1).mean() < 0.1
+    assert iou(half) > 0.9 > iou(whole)

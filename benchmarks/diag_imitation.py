@@ -23,8 +23,13 @@ from agent.imitation import FeatureQuality, qa_training_set, ranker_decisions, t
 def main() -> None:
     torch.set_num_threads(1)
     root = sys.argv[1]
-    eps = [pickle.load(open(f, 'rb')) for f in sorted(glob.glob(root + '/collect/*.pkl'))]
-    n = len(eps); folds = [list(range(i, n, 3)) for i in range(3)]
+    files = sorted(glob.glob(root + '/collect/*.pkl'))
+    eps = [pickle.load(open(f, 'rb')) for f in files]
+    n = len(eps)
+    # folds by sequence: the episodes of one sequence (its initial scribbles, <seq>__<scribble>.pkl) share a fold
+    seqs = sorted({Path(f).name.split('__')[0] for f in files})
+    fold_of = {q: i % 3 for i, q in enumerate(seqs)}
+    folds = [[i for i, f in enumerate(files) if fold_of[Path(f).name.split('__')[0]] == k] for k in range(3)]
     regret = {"ranker": [], "worst-gt": [], "random": [], "best": []}
     qa_pooled, qa_within = [], []
     for k, test in enumerate(folds):

@@ -234,7 +234,7 @@ class FeatureQuality:
 
 class V2Selector:
     """``method=ours agent=v2``: the frame with the highest :class:`RankNet` score (no exploration;
-    may repeat a frame). Reads ``ctx.quality``, ``ctx.counts``, ``ctx.round`` and the object features
+    may repeat a frame), among the frames of the lowest ``pool`` share of quality ranks (default 1: all). Reads ``ctx.quality``, ``ctx.counts``, ``ctx.round`` and the object features
     of the round: ``ctx.probs`` (T, K+1, H, W) if the loop provides it, else the features the wild
     :class:`FeatureQuality` computed this round (``qa``). Keeps the previous round's quality per sample
     (reset at round 1)."""
@@ -242,8 +242,9 @@ class V2Selector:
     name = "ours"
     needs_quality = True
 
-    def __init__(self, net: RankNet, qa: FeatureQuality | None = None, tap: Any = None) -> None:
+    def __init__(self, net: RankNet, qa: FeatureQuality | None = None, tap: Any = None, pool: float = 1.0) -> None:
         self.net = net.eval()
+        self.pool = float(pool)   # choose among the frames whose quality rank / (T - 1) is at most this (1: all)
         self.qa = qa
         self.tap = tap      # agent.lookahead.BackendTap: the round's probabilities when ctx has none
         self._prev: np.ndarray | None = None
@@ -270,6 +271,8 @@ class V2Selector:
         s = self.state(ctx)
         with torch.no_grad():
             scores = self.net(torch.as_tensor(s)[None])[0].numpy()
+        if self.pool < 1.0:   # state column 3: the frame's quality rank / (T - 1), 0 = the lowest
+            scores = np.where(s[:, 3] <= self.pool, scores, -np.inf)
         return int(np.clip(int(np.argmax(scores)), 0, int(ctx.num_frames) - 1))
 
 

@@ -123,6 +123,8 @@ def main(argv=None) -> None:
                     help="variants of ours ('' for none), trained and evaluated for --ablation-seeds")
     ap.add_argument("--ablation-seeds", default="first", choices=["first", "all"],
                     help="the ablations for the first of --seeds only, or for every seed")
+    ap.add_argument("--pools", default="1.0", help="ours chooses among the frames of the lowest POOL share of "
+                    "quality ranks, for each POOL (1.0: all frames, as `ours`; others run as ours-poolPOOL)")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--train-sequences", type=int, default=0)
     ap.add_argument("--train-scribbles", default="1,2", help="initial scribbles of the train samples")
@@ -216,10 +218,14 @@ def main(argv=None) -> None:
                                                                    worst=a.beam_worst, rounds=a.rounds, tap=tap), None)]
             elif method == "ours":
                 for seed in seeds:
-                    for abl in ["full"] + (ablations if a.ablation_seeds == "all" or seed == seeds[0] else []):
+                    variants = [("full", float(x)) for x in a.pools.split(",")]
+                    variants += [(abl, 1.0) for abl in (ablations if a.ablation_seeds == "all" or seed == seeds[0] else [])]
+                    for abl, pool in variants:
                         path = models[(seed, f"{setting}/{abl}")]
-                        mk = (lambda p: lambda tap, q: V2Selector(load_checkpoint(p, "agent-v2"), qa=q, tap=tap))(path)
+                        def mk(tap, q, path=path, pool=pool):
+                            return V2Selector(load_checkpoint(path, "agent-v2"), qa=q, tap=tap, pool=pool)
                         name = "ours" if abl == "full" else f"ours-{abl}"
+                        name = name if pool >= 1.0 else f"{name}-pool{pool:g}"
                         r = run_eval(vspec, val_samples, a.vos, out / setting / name / f"seed{seed}", name, setting, mk,
                                      qa_maker(seed) if setting == "wild" else None, seed=seed, **ev)
                         results.setdefault((setting, name), []).append(r)

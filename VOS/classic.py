@@ -11,8 +11,8 @@ One round on frame ``f``:
    (``first_radius``). The nearest other annotated frames can be appended below the frame as sure
    labels, so the colour models also learn from them (``ref_anchors``, off by default); regions of
    an object with none of its strokes that are smaller than ``min_region`` of its largest annotated
-   area are dropped (``anchor_clean``: GrabCut speckle, and an
-   absent object's remnant scores J = 0 however small). Stroke pixels keep their label exactly. The
+   area are dropped (``anchor_clean``: GrabCut speckle, and an absent object's remnant scores J = 0
+   however small). Stroke pixels keep their label exactly. The
    result is the *anchor* of ``f``.
 2. *Propagation.* Dense optical flow (OpenCV DIS, Farneback as fallback) between consecutive
    frames, both directions, is computed once per video at the working resolution and cached.
@@ -199,15 +199,16 @@ def segment_annotated(image: np.ndarray, seeds: np.ndarray, num_objects: int, pr
 
     image: (h, w, 3) uint8 RGB; seeds: (h, w) int16 stroke labels (-1 = no stroke), every stroke drawn
     on this frame so far; prior: (h, w) uint8 labels of the current result on this frame or None;
-    new_seeds: this round's strokes only (changes are confined to ``change_zone * radius`` pixels around them
-    when a prior exists); radius: in pixels, how far round 1 assumes an object extends around its
+    new_seeds: this round's strokes only (changes are confined to ``change_zone * radius`` pixels around
+    them when a prior exists); radius: in pixels, how far round 1 assumes an object extends around its
     strokes; fill, fill_cap: with a prior, the regions the new strokes are drawn through
     (:func:`stroke_regions` with ``cap = fill_cap * radius``, ``factor = fill``; 0 = off) are sure
     labels like the strokes; first_radius: without a prior, only the pixels within ``first_radius *
     radius`` of an object's strokes start as probably that object (the rest of the ``3 * radius`` zone
     starts as probable background), so the object's colour model is learnt from little more than its
     strokes (1.0 takes the whole ``radius`` disc, which on real footage brings in the background around
-    a thin object: J&F of the first annotated frame 0.78 against 0.83 with 0.5 on the tuning set). Returns (h, w) uint8 labels; stroke pixels carry their stroke's label.
+    a thin object: J&F of the first annotated frame 0.78 against 0.83 with 0.5 on the tuning set).
+    Returns (h, w) uint8 labels; stroke pixels carry their stroke's label.
     """
     h, w = seeds.shape
     K = num_objects
@@ -393,7 +394,8 @@ class ClassicBackend(VOSBackend):
                  prev_weight: float = 0.05, refine_ring: float = 0.25, core_erode: float = 0.08,
                  rigid: bool = True, refine: bool = True, feedback: str = "both", mix_colour: float = 0.5,
                  stroke_fill: float = 1.0, fill_cap: float = 0.5, ref_anchors: int = 0,
-                 anchor_stray: float = 0.0, anchor_clean: bool = True, first_radius: float = 0.5, change_zone: float = 2.0,
+                 anchor_stray: float = 0.0, anchor_clean: bool = True, first_radius: float = 0.5,
+                 change_zone: float = 2.0,
                  **options: Any) -> None:
         super().__init__(device=device, **options)
         _flow_engine(flow)   # fail early on an unknown method

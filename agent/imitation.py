@@ -234,8 +234,9 @@ class FeatureQuality:
 
 class V2Selector:
     """``method=ours agent=v2``: the frame with the highest :class:`RankNet` score (no exploration;
-    may repeat a frame), among the frames of the lowest ``pool`` share of quality ranks (default 1: all). Reads ``ctx.quality``, ``ctx.counts``, ``ctx.round`` and the object features
-    of the round: ``ctx.probs`` (T, K+1, H, W) if the loop provides it, else the features the wild
+    may repeat a frame), among the frames of the lowest ``pool`` share of quality ranks (default 1: all).
+    Reads ``ctx.quality``, ``ctx.counts``, ``ctx.round`` and the object features of the round:
+    ``ctx.probs`` (T, K+1, H, W) if the loop provides it, else the features the wild
     :class:`FeatureQuality` computed this round (``qa``). Keeps the previous round's quality per sample
     (reset at round 1)."""
 

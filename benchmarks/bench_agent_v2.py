@@ -157,6 +157,7 @@ def main(argv=None) -> None:
     settings = a.settings.split(",")
     methods = a.methods.split(",")
     ablations = [x for x in a.ablations.split(",") if x]
+    ablation_seeds = set(seeds if a.ablation_seeds == "all" else seeds[:1])
     times: dict[str, float] = {}
 
     t0 = time.time()
@@ -176,7 +177,7 @@ def main(argv=None) -> None:
         models[(seed, "qa")] = qa_path
         qa = FeatureQuality(load_checkpoint(qa_path, "feature-qa"))
         for setting in settings:
-            for abl in ["full"] + (ablations if a.ablation_seeds == "all" or seed == seeds[0] else []):
+            for abl in ["full"] + (ablations if seed in ablation_seeds else []):
                 path = sdir / f"agent_v2_{setting}_{abl}.pt"
                 if not path.exists():
                     dec = ranker_decisions(episodes, qa if setting == "wild" else None)
@@ -219,7 +220,7 @@ def main(argv=None) -> None:
             elif method == "ours":
                 for seed in seeds:
                     variants = [("full", float(x)) for x in a.pools.split(",")]
-                    variants += [(abl, 1.0) for abl in (ablations if a.ablation_seeds == "all" or seed == seeds[0] else [])]
+                    variants += [(abl, 1.0) for abl in (ablations if seed in ablation_seeds else [])]
                     for abl, pool in variants:
                         path = models[(seed, f"{setting}/{abl}")]
                         def mk(tap, q, path=path, pool=pool):

@@ -27,9 +27,9 @@ def main() -> None:
     eps = [pickle.load(open(f, 'rb')) for f in files]
     n = len(eps)
     # folds by sequence: the episodes of one sequence (its initial scribbles, <seq>__<scribble>.pkl) share a fold
-    seqs = sorted({Path(f).name.split('__')[0] for f in files})
-    fold_of = {q: i % 3 for i, q in enumerate(seqs)}
-    folds = [[i for i, f in enumerate(files) if fold_of[Path(f).name.split('__')[0]] == k] for k in range(3)]
+    seq_of = [Path(f).name.split('__')[0] for f in files]
+    fold_of = {q: i % 3 for i, q in enumerate(sorted(set(seq_of)))}
+    folds = [[i for i, q in enumerate(seq_of) if fold_of[q] == k] for k in range(3)]
     regret = {"ranker": [], "worst-gt": [], "random": [], "best": []}
     qa_pooled, qa_within = [], []
     for k, test in enumerate(folds):

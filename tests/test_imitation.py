@@ -146,12 +146,10 @@ def test_v2_selector_reads_the_context():
     sel = V2Selector(net)
     s = sel.state(Ctx())
     with torch.no_grad():
-        expected = int(np.argmax(net(torch.as_tensor(s)[None])[0].numpy()))
-    assert sel(Ctx()) == expected
+        scores = net(torch.as_tensor(s)[None])[0].numpy()
+    assert sel(Ctx()) == int(np.argmax(scores))
     # pool: the best-scored frame among those of the lowest quality ranks only; ranks of [0.9, 0.5, 0.2]
     # / (T - 1) are [1, 0.5, 0], so pool 0.5 leaves frames 1 and 2, pool 0 frame 2 alone
-    with torch.no_grad():
-        scores = net(torch.as_tensor(s)[None])[0].numpy()
     assert V2Selector(net, pool=0.5)(Ctx()) == 1 + int(np.argmax(scores[1:]))
     assert V2Selector(net, pool=0.0)(Ctx()) == 2
 

@@ -9,9 +9,11 @@
    gains of ``candidates`` random + ``worst_candidates`` worst frames are simulated and recorded
    (interaction.training_runs.collect_decisions). Kept per sample in {train_dir}/agent_v2_decisions/;
    re-running the same command resumes there (other settings are refused, see its run.json).
-2. Train (agent.imitation, seconds): the feature QA model -> {weights_dir}/feature_qa.pt, and one ranker
-   per setting -> {weights_dir}/agent_v2_oracle.pt (state on ground-truth quality) and
-   {weights_dir}/agent_v2_wild.pt (state on the feature QA model's prediction). Each file is written atomically.
+2. Train (agent.imitation, seconds to minutes): the feature QA model -> {weights_dir}/feature_qa.pt, and one
+   ranker ensemble (``members`` RankNets) per setting -> {weights_dir}/agent_v2_oracle.pt (state on the
+   ground-truth quality) and {weights_dir}/agent_v2_wild.pt (state on the feature QA model's prediction,
+   cross-fitted over ``crossfit_folds`` folds by sequence: agent.imitation.crossfit_decisions).
+   Each file is written atomically.
 """
 # ruff: noqa: F841  (sacred reads the config functions' local variables)
 from __future__ import annotations
@@ -36,6 +38,8 @@ def config():
     collect_seed = 1000      # the behaviour policy's generator (as benchmarks/bench_agent_v2.py)
     seed = 0                 # initialisation and order of the feature QA model and the rankers
     epochs = 30              # ranker epochs over the collected decisions
+    crossfit_folds = 3       # wild ranker: QA predictions on train from models that did not see the sequence (0: in-sample)
+    members = 3              # rankers per setting, from seeds seed*members+i, averaged (agent.imitation.RankEnsemble)
     qa_epochs = 60           # feature QA model epochs
     device = "auto"          # the backend's device (the v2 nets are tiny and train on the CPU)
     threads = 1              # torch CPU threads
@@ -52,8 +56,8 @@ def config():
 
 
 @ex.main
-def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, collect_seed, seed, epochs, qa_epochs,
-         device, threads, data_dir, train_dir, agent_v2_oracle, agent_v2_wild, feature_qa_weights, min_nb_nodes,
+def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, collect_seed, seed, epochs,
+         crossfit_folds, members, qa_epochs, device, threads, data_dir, train_dir, agent_v2_oracle, agent_v2_wild, feature_qa_weights, min_nb_nodes,
          sequences, vos_options, progress):
     from pathlib import Path
 
@@ -61,6 +65,7 @@ def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, c
 
     from agent.imitation import (
         FeatureQuality,
+        crossfit_decisions,
         qa_training_set,
         ranker_decisions,
         save_checkpoint,
@@ -101,8 +106,13 @@ def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, c
     trained = {"vos": canonical(vos), "dataset": spec.name, "split": split, "seed": seed, "decisions": decisions}
     save_checkpoint(qa, feature_qa_weights, trained)
     for setting, path in (("oracle", agent_v2_oracle), ("wild", agent_v2_wild)):
-        net = train_ranker(ranker_decisions(episodes, FeatureQuality(qa) if setting == "wild" else None),
-                           epochs=epochs, seed=seed)
+        if setting == "oracle":
+            dec = ranker_decisions(episodes)
+        elif int(crossfit_folds) >= 2:
+            dec = crossfit_decisions(episodes, folds=int(crossfit_folds), qa_epochs=qa_epochs, seed=seed)
+        else:
+            dec = ranker_decisions(episodes, FeatureQuality(qa))
+        net = train_ranker(dec, epochs=epochs, seed=seed, members=int(members) if int(members) > 1 else None)
         save_checkpoint(net, path, dict(trained, setting=setting))
     print(f"{agent_v2_oracle}, {agent_v2_wild}, {feature_qa_weights}: trained on {decisions} labelled decisions "
           f"of {len(samples)} samples ({spec.name} {split})")

@@ -10,6 +10,8 @@ supervised learning on episodes labelled by the oracle look-ahead.
   one-round gains g_c (video J&F after annotating c, minus now) give the target distribution
   softmax(z(g)/tau) (z: standardised within the decision), and the loss is the cross-entropy of the
   net's softmax over the same candidates (a listwise learning-to-rank loss, ListNet).
+- :class:`RankEnsemble` (the default ``agent=v2`` weights): several RankNets trained alike from different
+  seeds; their scores, each standardised over the video's frames, averaged.
 
 Checkpoints are dicts ``{"kind": "feature-qa"|"agent-v2", "state_dict", "mean", "std", "config"}``
 (input normalisation stored beside the weights); :func:`load_checkpoint` loads them strictly.
@@ -90,15 +92,41 @@ class RankNet(nn.Module):
         return self.head(torch.cat([x, h], dim=-1)).squeeze(-1)
 
 
+class RankEnsemble(nn.Module):
+    """``members`` RankNets: states (N, T, F_V2) -> the mean over members of each member's scores
+    standardised over the T frames (one member: its scores, centred and scaled, so the same argmax)."""
+
+    def __init__(self, members: int = 3, hidden: int = 64) -> None:
+        super().__init__()
+        if members < 1:
+            raise ValueError(f"an ensemble needs at least one member, got {members}")
+        self.members = nn.ModuleList(RankNet(hidden) for _ in range(members))
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        out = []
+        for m in self.members:
+            s = m(state)
+            s = s - s.mean(dim=-1, keepdim=True)
+            out.append(s / (s.std(dim=-1, keepdim=True, unbiased=False) + 1e-6))
+        return torch.stack(out).mean(dim=0)
+
+
 KINDS = {"feature-qa": FeatureQANet, "agent-v2": RankNet}
 
 
 def save_checkpoint(net: nn.Module, path: str | Path, config: dict | None = None) -> None:
-    kind = next(k for k, c in KINDS.items() if isinstance(net, c))
+    """Atomic save; a :class:`RankEnsemble` is an ``agent-v2`` checkpoint with ``members`` in its config."""
+    config = dict(config or {})
+    if isinstance(net, RankEnsemble):
+        kind = "agent-v2"
+        config["members"] = len(net.members)
+    else:
+        kind = next(k for k, c in KINDS.items() if isinstance(net, c))
+        config.pop("members", None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"kind": kind, "state_dict": net.state_dict(), "config": dict(config or {})}, tmp)
+    torch.save({"kind": kind, "state_dict": net.state_dict(), "config": config}, tmp)
     tmp.replace(path)
 
 
@@ -126,7 +154,9 @@ def load_checkpoint(path: str | Path, kind: str, device: torch.device | str = "c
     obj = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(obj, dict) or obj.get("kind") != kind:
         raise ValueError(f"{path} is not a {kind} checkpoint (kind {obj.get('kind') if isinstance(obj, dict) else None})")
-    net = KINDS[kind](**{k: v for k, v in obj.get("config", {}).items() if k == "hidden"})
+    config = obj.get("config", {})
+    args = {k: v for k, v in config.items() if k == "hidden"}
+    net = RankEnsemble(int(config["members"]), **args) if kind == "agent-v2" and "members" in config else KINDS[kind](**args)
     net.load_state_dict(obj["state_dict"], strict=True)
     net.source = str(path)      # the run identity hashes the file (interaction.evaluate.parts_identity)
     return net.to(device).eval()
@@ -165,11 +195,20 @@ def listwise_targets(gains: np.ndarray, tau: float = 0.5) -> np.ndarray:
 
 
 def train_ranker(decisions: Sequence[dict], *, epochs: int = 40, lr: float = 2e-3, seed: int = 0,
-                 hidden: int = 64, tau: float = 0.5, keep: Sequence[int] | None = None) -> RankNet:
+                 hidden: int = 64, tau: float = 0.5, keep: Sequence[int] | None = None,
+                 members: int | None = None) -> RankNet | RankEnsemble:
     """Fit a :class:`RankNet` with the ListNet loss. Each decision: ``state`` (T, F_V2), ``candidates``
     (C,) frame indices, ``gains`` (C,) one-round look-ahead gains. One decision per step (videos differ
     in length), decisions in a seeded random order each epoch. ``keep``: the state columns the net may
-    use (default :data:`agent.features.V2_DEFAULT_COLUMNS`; the others are zeroed after normalisation)."""
+    use (default :data:`agent.features.V2_DEFAULT_COLUMNS`; the others are zeroed after normalisation).
+    ``members``: None, one RankNet from ``seed``; M, a :class:`RankEnsemble` of M nets trained alike from
+    seeds ``seed * M + i`` (disjoint for different ``seed``)."""
+    if members is not None:
+        ens = RankEnsemble(int(members), hidden)
+        for i in range(int(members)):
+            ens.members[i] = train_ranker(decisions, epochs=epochs, lr=lr, seed=int(seed) * int(members) + i,
+                                          hidden=hidden, tau=tau, keep=keep)
+        return ens.eval()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = RankNet(hidden)
@@ -233,8 +272,8 @@ class FeatureQuality:
 
 
 class V2Selector:
-    """``method=ours agent=v2``: the frame with the highest :class:`RankNet` score (no exploration;
-    may repeat a frame), among the frames of the lowest ``pool`` share of quality ranks (default 1: all).
+    """``method=ours agent=v2``: the frame with the highest score of its :class:`RankNet` or
+    :class:`RankEnsemble` (no exploration; may repeat a frame), among the frames of the lowest ``pool`` share of quality ranks (default 1: all).
     Reads ``ctx.quality``, ``ctx.counts``, ``ctx.round`` and the object features of the round:
     ``ctx.probs`` (T, K+1, H, W) if the loop provides it, else the features the wild
     :class:`FeatureQuality` computed this round (``qa``). Keeps the previous round's quality per sample
@@ -243,7 +282,8 @@ class V2Selector:
     name = "ours"
     needs_quality = True
 
-    def __init__(self, net: RankNet, qa: FeatureQuality | None = None, tap: Any = None, pool: float = 1.0) -> None:
+    def __init__(self, net: RankNet | RankEnsemble, qa: FeatureQuality | None = None, tap: Any = None,
+                 pool: float = 1.0) -> None:
         self.net = net.eval()
         self.pool = float(pool)   # choose among the frames whose quality rank / (T - 1) is at most this (1: all)
         self.qa = qa
@@ -350,6 +390,31 @@ def ranker_decisions(collected: Sequence[Sequence[dict]], qa: FeatureQuality | N
             out.append({"state": state, "candidates": d["candidates"], "gains": d["gains"]})
             prev = q
     return out
+
+
+def crossfit_decisions(collected: Sequence[Sequence[dict]], *, folds: int = 3, qa_epochs: int = 60,
+                       seed: int = 0) -> list[dict]:
+    """The wild training decisions of :func:`ranker_decisions` (same order), with the quality of each
+    episode predicted by a feature QA model that did not see the episode's sequence: sequences sorted by
+    name and dealt round robin into ``folds`` folds, one QA model per fold trained on the others
+    (cross-fitting). In-sample predictions are closer to the truth than the loop's on unseen video, and a
+    ranker trained on them learns to trust the QA more than it deserves. With a single sequence the QA
+    model is trained on all of it (in-sample)."""
+    seq = [str(e[0]["sequence"]) if e else "" for e in collected]
+    names = sorted(set(seq))
+    k = min(int(folds), len(names))
+    if k < 2:
+        x, y = qa_training_set(collected)
+        return ranker_decisions(collected, FeatureQuality(train_feature_qa(x, y, epochs=qa_epochs, seed=seed)))
+    fold = {n: i % k for i, n in enumerate(names)}
+    per_episode: list[list[dict]] = [[] for _ in collected]
+    for j in range(k):
+        x, y = qa_training_set([e for e, q in zip(collected, seq, strict=True) if fold[q] != j])
+        qa = FeatureQuality(train_feature_qa(x, y, epochs=qa_epochs, seed=seed))
+        for i, q in enumerate(seq):
+            if fold[q] == j:
+                per_episode[i] = ranker_decisions([collected[i]], qa)
+    return [d for e in per_episode for d in e]
 
 
 def qa_training_set(collected: Sequence[Sequence[dict]]) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,9 @@
    look-ahead gains of ``--candidates`` random frames + ``--worst-candidates`` worst frames are recorded
    with the round's per-frame features and the true per-object J&F. One file per sample; resumes.
 2. Per seed: the feature QA model (wild quality) and two rankers, ``ours`` in oracle (state built on the
-   ground-truth quality) and in wild (on the QA prediction), trained on the collected decisions.
+   ground-truth quality) and in wild (on the QA prediction, cross-fitted: for each train episode from a QA
+   model that did not see its sequence, agent.imitation.crossfit_decisions), trained on the collected
+   decisions; each an ensemble of ``--members`` RankNets (agent.imitation.RankEnsemble).
 3. Evaluate on the val split of ``--val-data`` (a root generated with a seed not used for tuning):
    random, linspace, worst, greedy, beam (the multi-step reference) and ours, 8 rounds. random and
    linspace read no quality: their wild runs are their oracle runs (same frames, same masks).
@@ -31,6 +33,7 @@ from agent.features import V2_DEFAULT_COLUMNS  # noqa: E402
 from agent.imitation import (  # noqa: E402
     FeatureQuality,
     V2Selector,
+    crossfit_decisions,
     load_checkpoint,
     qa_training_set,
     ranker_decisions,
@@ -56,7 +59,10 @@ ABLATIONS = {
     "with-temporal": list(range(18)),                        # all 18, with the distances and position
     "no-confidence": [c for c in V2_DEFAULT_COLUMNS if c < 11],   # also without the backend's features 11..17
     "published-state": [0, 5],                               # [quality, times annotated] only
+    "single-net": list(V2_DEFAULT_COLUMNS),                  # the default state, one RankNet, not --members
+    "in-sample-qa": list(V2_DEFAULT_COLUMNS),                # wild: trained on in-sample QA predictions
 }
+WILD_ONLY = {"in-sample-qa"}     # ablations that differ from "full" in the wild setting only
 
 
 def _sd(x) -> float:
@@ -70,6 +76,16 @@ def collect(spec, samples, vos, work: Path, rounds: int, min_nb_nodes: int, n_ra
     return collect_decisions(spec, "train", samples, build_backend(vos, torch.device("cpu")), work / "collect",
                              rounds=rounds, min_nb_nodes=min_nb_nodes, seed=seed, n_random=n_random, n_worst=n_worst,
                              progress=False)
+
+
+def training_decisions(episodes, kind: str, qa, *, folds: int, qa_epochs: int, seed: int) -> list[dict]:
+    """The rankers' training decisions: ``oracle`` (ground-truth quality), ``in-sample`` (wild, the QA model
+    trained on all of train) or ``crossfit`` (wild, agent.imitation.crossfit_decisions)."""
+    if kind == "oracle":
+        return ranker_decisions(episodes)
+    if kind == "in-sample":
+        return ranker_decisions(episodes, qa)
+    return crossfit_decisions(episodes, folds=folds, qa_epochs=qa_epochs, seed=seed)
 
 
 def run_eval(spec, samples, vos, out: Path, name: str, setting: str, make_selector, make_qfn, *, rounds: int,
@@ -139,6 +155,10 @@ def main(argv=None) -> None:
     ap.add_argument("--beam-worst", type=int, default=2)
     ap.add_argument("--qa-epochs", type=int, default=60)
     ap.add_argument("--rank-epochs", type=int, default=30)
+    ap.add_argument("--crossfit-folds", type=int, default=3, help="folds by sequence of the wild ranker's QA "
+                    "predictions on train (0: the QA model trained on all of train, in-sample)")
+    ap.add_argument("--members", type=int, default=3, help="rankers per ensemble (agent.imitation.RankEnsemble; "
+                    "1: one RankNet)")
     ap.add_argument("--min-nb-nodes", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", default="/tmp/ivosw-bench-agent-v2")
@@ -176,12 +196,21 @@ def main(argv=None) -> None:
             save_checkpoint(train_feature_qa(x, y, epochs=a.qa_epochs, seed=seed), qa_path)
         models[(seed, "qa")] = qa_path
         qa = FeatureQuality(load_checkpoint(qa_path, "feature-qa"))
+        cache: dict[str, list[dict]] = {}   # the training decisions of this seed, by kind
         for setting in settings:
             for abl in ["full"] + (ablations if seed in ablation_seeds else []):
+                if setting != "wild" and abl in WILD_ONLY:
+                    continue
                 path = sdir / f"agent_v2_{setting}_{abl}.pt"
                 if not path.exists():
-                    dec = ranker_decisions(episodes, qa if setting == "wild" else None)
-                    net = train_ranker(dec, epochs=a.rank_epochs, seed=seed, keep=ABLATIONS[abl])
+                    kind = setting if setting == "oracle" else (
+                        "in-sample" if abl == "in-sample-qa" or a.crossfit_folds < 2 else "crossfit")
+                    if kind not in cache:
+                        cache[kind] = training_decisions(episodes, kind, qa, folds=a.crossfit_folds,
+                                                         qa_epochs=a.qa_epochs, seed=seed)
+                    dec = cache[kind]
+                    members = None if abl == "single-net" or a.members <= 1 else a.members
+                    net = train_ranker(dec, epochs=a.rank_epochs, seed=seed, keep=ABLATIONS[abl], members=members)
                     save_checkpoint(net, path, {"setting": setting, "ablation": abl, "seed": seed})
                 models[(seed, f"{setting}/{abl}")] = path
     times["train"] = time.time() - t0
@@ -220,7 +249,8 @@ def main(argv=None) -> None:
             elif method == "ours":
                 for seed in seeds:
                     variants = [("full", float(x)) for x in a.pools.split(",")]
-                    variants += [(abl, 1.0) for abl in (ablations if seed in ablation_seeds else [])]
+                    variants += [(abl, 1.0) for abl in (ablations if seed in ablation_seeds else [])
+                                 if setting == "wild" or abl not in WILD_ONLY]
                     for abl, pool in variants:
                         path = models[(seed, f"{setting}/{abl}")]
                         def mk(tap, q, path=path, pool=pool):

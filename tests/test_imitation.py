@@ -9,11 +9,15 @@ import torch
 from agent.features import F_OBJ, F_V2, agent_state_v2, annotation_distance, object_features
 from agent.imitation import (
     FeatureQuality,
+    RankEnsemble,
     RankNet,
     V2Selector,
+    crossfit_decisions,
     listwise_targets,
     load_checkpoint,
     qa_inputs,
+    qa_training_set,
+    ranker_decisions,
     save_checkpoint,
     train_feature_qa,
     train_ranker,
@@ -131,6 +135,65 @@ def test_ranker_learns_to_pick_the_frame_the_teacher_prefers(tmp_path):
     assert isinstance(load_checkpoint(tmp_path / "v2.pt", "agent-v2"), RankNet)
 
 
+def test_ranker_ensemble_averages_standardised_member_scores(tmp_path):
+    rng = np.random.default_rng(2)
+    train = []
+    for _ in range(20):
+        s = rng.uniform(0, 1, size=(8, F_V2)).astype(np.float32)
+        cands = np.sort(rng.choice(8, size=4, replace=False))
+        train.append({"state": s, "candidates": cands, "gains": s[cands, 11] - s[cands, 0]})
+    ens = train_ranker(train, epochs=2, seed=1, members=3)
+    assert isinstance(ens, RankEnsemble) and len(ens.members) == 3
+    # member i is the single net of seed 1 * 3 + i, trained alone
+    alone = train_ranker(train, epochs=2, seed=4)
+    assert all(torch.equal(a, b) for a, b in zip(ens.members[1].state_dict().values(), alone.state_dict().values(), strict=True))
+    state = torch.as_tensor(train[0]["state"])[None]
+    with torch.no_grad():
+        got = ens(state)[0].numpy()
+        raw = [m(state)[0].numpy().astype(np.float64) for m in ens.members]
+    want = np.mean([(r - r.mean()) / r.std() for r in raw], axis=0)    # numpy, by hand
+    assert np.allclose(got, want, atol=1e-4)
+    save_checkpoint(ens, tmp_path / "ens.pt", {"seed": 1})
+    back = load_checkpoint(tmp_path / "ens.pt", "agent-v2")
+    assert isinstance(back, RankEnsemble) and len(back.members) == 3
+    with torch.no_grad():
+        assert torch.equal(back(state), ens(state))
+    # a single net saved over the same path loads as a single net again
+    save_checkpoint(alone, tmp_path / "ens.pt", {"seed": 4, "members": 3})
+    assert isinstance(load_checkpoint(tmp_path / "ens.pt", "agent-v2"), RankNet)
+
+
+def test_crossfit_decisions_predict_each_sequence_with_a_qa_model_that_did_not_see_it():
+    rng = np.random.default_rng(3)
+
+    def episode(seq):
+        out = []
+        for r in (1, 2):
+            feats = rng.uniform(0, 1, size=(6, 1, F_OBJ)).astype(np.float32)
+            jf = feats[..., 2].copy()
+            out.append({"sequence": seq, "round": r, "obj_feats": feats, "jf_obj": jf, "gt_quality": jf.mean(1),
+                        "counts": np.eye(6, dtype=int)[0], "candidates": np.array([1, 3, 5]),
+                        "gains": rng.uniform(0, 0.1, 3).astype(np.float32)})
+        return out
+
+    eps = [episode("a"), episode("b"), episode("a"), episode("c")]
+    got = crossfit_decisions(eps, folds=2, qa_epochs=3, seed=5)
+    # by hand: sequences a, b, c dealt round robin into 2 folds: {a, c} and {b}
+    qa_b = FeatureQuality(train_feature_qa(*qa_training_set([eps[1]]), epochs=3, seed=5))
+    qa_ac = FeatureQuality(train_feature_qa(*qa_training_set([eps[0], eps[2], eps[3]]), epochs=3, seed=5))
+    want = (ranker_decisions([eps[0]], qa_b) + ranker_decisions([eps[1]], qa_ac) + ranker_decisions([eps[2]], qa_b)
+            + ranker_decisions([eps[3]], qa_b))
+    assert len(got) == len(want) == 8
+    for g, w in zip(got, want, strict=True):
+        assert np.array_equal(g["state"], w["state"]) and np.array_equal(g["candidates"], w["candidates"])
+    insample = ranker_decisions(eps, FeatureQuality(train_feature_qa(*qa_training_set(eps), epochs=3, seed=5)))
+    assert not np.array_equal(got[0]["state"], insample[0]["state"])
+    # one sequence: nothing to hold out, the QA model is trained on all of it
+    one = crossfit_decisions([eps[0], eps[2]], folds=3, qa_epochs=3, seed=5)
+    qa_a = FeatureQuality(train_feature_qa(*qa_training_set([eps[0], eps[2]]), epochs=3, seed=5))
+    assert np.array_equal(one[1]["state"], ranker_decisions([eps[0], eps[2]], qa_a)[1]["state"])
+
+
 def test_v2_selector_reads_the_context():
     torch.manual_seed(0)
     net = RankNet()
@@ -164,3 +227,6 @@ def test_ours_from_weights_keeps_the_published_layout(tmp_path):
     assert isinstance(sel, AgentSelector)
     save_checkpoint(RankNet(), tmp_path / "v2.pt")
     assert isinstance(selector_from_weights(tmp_path / "v2.pt"), V2Selector)
+    save_checkpoint(RankEnsemble(2), tmp_path / "v2e.pt")
+    sel = selector_from_weights(tmp_path / "v2e.pt")
+    assert isinstance(sel, V2Selector) and isinstance(sel.net, RankEnsemble)

@@ -9,7 +9,8 @@
    gains of ``candidates`` random + ``worst_candidates`` worst frames are simulated and recorded
    (interaction.training_runs.collect_decisions). Kept per sample in {train_dir}/agent_v2_decisions/;
    re-running the same command resumes there (other settings are refused, see its run.json).
-2. Train (agent.imitation, seconds to minutes): the feature QA model -> {weights_dir}/feature_qa.pt, and one
+2. Train (agent.imitation, seconds to minutes): the feature QA model (an ensemble of ``qa_members``)
+   -> {weights_dir}/feature_qa.pt, and one
    ranker ensemble (``members`` RankNets) per setting -> {weights_dir}/agent_v2_oracle.pt (state on the
    ground-truth quality) and {weights_dir}/agent_v2_wild.pt (state on the feature QA model's prediction,
    cross-fitted over ``crossfit_folds`` folds by sequence: agent.imitation.crossfit_decisions).
@@ -41,6 +42,7 @@ def config():
     crossfit_folds = 3       # wild ranker: QA predictions on train from models that did not see the sequence (0: in-sample)
     members = 3              # rankers per setting, from seeds seed*members+i, averaged (agent.imitation.RankEnsemble)
     qa_epochs = 60           # feature QA model epochs
+    qa_members = 5           # feature QA models, from seeds seed*qa_members+i, averaged (agent.imitation.FeatureQAEnsemble)
     device = "auto"          # the backend's device (the v2 nets are tiny and train on the CPU)
     threads = 1              # torch CPU threads
     data_dir = "data"
@@ -57,7 +59,7 @@ def config():
 
 @ex.main
 def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, collect_seed, seed, epochs,
-         crossfit_folds, members, qa_epochs, device, threads, data_dir, train_dir, agent_v2_oracle, agent_v2_wild, feature_qa_weights, min_nb_nodes,
+         crossfit_folds, members, qa_epochs, qa_members, device, threads, data_dir, train_dir, agent_v2_oracle, agent_v2_wild, feature_qa_weights, min_nb_nodes,
          sequences, vos_options, progress):
     from pathlib import Path
 
@@ -102,14 +104,16 @@ def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, c
     if not decisions:
         raise ValueError(f"no decisions collected from {len(samples)} samples: rounds must be at least 2")
     x, y = qa_training_set(episodes)
-    qa = train_feature_qa(x, y, epochs=qa_epochs, seed=seed)
+    qa_members = int(qa_members) if int(qa_members) > 1 else None
+    qa = train_feature_qa(x, y, epochs=qa_epochs, seed=seed, members=qa_members)
     trained = {"vos": canonical(vos), "dataset": spec.name, "split": split, "seed": seed, "decisions": decisions}
     save_checkpoint(qa, feature_qa_weights, trained)
     for setting, path in (("oracle", agent_v2_oracle), ("wild", agent_v2_wild)):
         if setting == "oracle":
             dec = ranker_decisions(episodes)
         elif int(crossfit_folds) >= 2:
-            dec = crossfit_decisions(episodes, folds=int(crossfit_folds), qa_epochs=qa_epochs, seed=seed)
+            dec = crossfit_decisions(episodes, folds=int(crossfit_folds), qa_epochs=qa_epochs, seed=seed,
+                                     qa_members=qa_members)
         else:
             dec = ranker_decisions(episodes, FeatureQuality(qa))
         net = train_ranker(dec, epochs=epochs, seed=seed, members=int(members) if int(members) > 1 else None)

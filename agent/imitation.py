@@ -11,7 +11,8 @@ supervised learning on episodes labelled by the oracle look-ahead.
   softmax(z(g)/tau) (z: standardised within the decision), and the loss is the cross-entropy of the
   net's softmax over the same candidates (a listwise learning-to-rank loss, ListNet).
 - :class:`RankEnsemble` (the default ``agent=v2`` weights): several RankNets trained alike from different
-  seeds; their scores, each standardised over the video's frames, averaged.
+  seeds; their scores, each standardised over the video's frames, averaged. :class:`FeatureQAEnsemble`
+  likewise for the feature QA model (the mean prediction).
 
 Checkpoints are dicts ``{"kind": "feature-qa"|"agent-v2", "state_dict", "mean", "std", "config"}``
 (input normalisation stored beside the weights); :func:`load_checkpoint` loads them strictly.
@@ -111,14 +112,30 @@ class RankEnsemble(nn.Module):
         return torch.stack(out).mean(dim=0)
 
 
+class FeatureQAEnsemble(nn.Module):
+    """``members`` FeatureQANets trained alike from different seeds: the mean of their predictions."""
+
+    def __init__(self, members: int = 5, hidden: int = 64) -> None:
+        super().__init__()
+        if members < 1:
+            raise ValueError(f"an ensemble needs at least one member, got {members}")
+        self.members = nn.ModuleList(FeatureQANet(hidden) for _ in range(members))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(dim=0)
+
+
 KINDS = {"feature-qa": FeatureQANet, "agent-v2": RankNet}
+ENSEMBLES = {"feature-qa": FeatureQAEnsemble, "agent-v2": RankEnsemble}
 
 
 def save_checkpoint(net: nn.Module, path: str | Path, config: dict | None = None) -> None:
-    """Atomic save; a :class:`RankEnsemble` is an ``agent-v2`` checkpoint with ``members`` in its config."""
+    """Atomic save; an ensemble (:class:`RankEnsemble`, :class:`FeatureQAEnsemble`) is a checkpoint of its
+    members' kind with ``members`` in its config."""
     config = dict(config or {})
-    if isinstance(net, RankEnsemble):
-        kind = "agent-v2"
+    ens = next((k for k, c in ENSEMBLES.items() if isinstance(net, c)), None)
+    if ens is not None:
+        kind = ens
         config["members"] = len(net.members)
     else:
         kind = next(k for k, c in KINDS.items() if isinstance(net, c))
@@ -156,7 +173,7 @@ def load_checkpoint(path: str | Path, kind: str, device: torch.device | str = "c
         raise ValueError(f"{path} is not a {kind} checkpoint (kind {obj.get('kind') if isinstance(obj, dict) else None})")
     config = obj.get("config", {})
     args = {k: v for k, v in config.items() if k == "hidden"}
-    net = RankEnsemble(int(config["members"]), **args) if kind == "agent-v2" and "members" in config else KINDS[kind](**args)
+    net = ENSEMBLES[kind](int(config["members"]), **args) if "members" in config else KINDS[kind](**args)
     net.load_state_dict(obj["state_dict"], strict=True)
     net.source = str(path)      # the run identity hashes the file (interaction.evaluate.parts_identity)
     return net.to(device).eval()
@@ -164,8 +181,16 @@ def load_checkpoint(path: str | Path, kind: str, device: torch.device | str = "c
 
 # -- training ----------------------------------------------------------------------------------
 def train_feature_qa(x: np.ndarray, y: np.ndarray, *, epochs: int = 60, lr: float = 3e-3, batch: int = 256,
-                     seed: int = 0, hidden: int = 64) -> FeatureQANet:
-    """Fit a :class:`FeatureQANet` by MSE. x: (N, 4 F_OBJ) float, y: (N,) true J&F in [0, 1]."""
+                     seed: int = 0, hidden: int = 64, members: int | None = None) -> FeatureQANet | FeatureQAEnsemble:
+    """Fit a :class:`FeatureQANet` by MSE. x: (N, 4 F_OBJ) float, y: (N,) true J&F in [0, 1].
+    ``members``: None, one net from ``seed``; M, a :class:`FeatureQAEnsemble` of M nets trained alike from
+    seeds ``seed * M + i``."""
+    if members is not None:
+        ens = FeatureQAEnsemble(int(members), hidden)
+        for i in range(int(members)):
+            ens.members[i] = train_feature_qa(x, y, epochs=epochs, lr=lr, batch=batch, seed=int(seed) * int(members) + i,
+                                              hidden=hidden)
+        return ens.eval()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = FeatureQANet(hidden)
@@ -239,7 +264,7 @@ class FeatureQuality:
     The object features of the last call are kept in ``last_features`` (for the v2 agent).
     """
 
-    def __init__(self, net: FeatureQANet, source: Any = None) -> None:
+    def __init__(self, net: FeatureQANet | FeatureQAEnsemble, source: Any = None) -> None:
         self.net = net.eval()
         self.source = source
         self._annotated: list[int] | None = None
@@ -393,24 +418,26 @@ def ranker_decisions(collected: Sequence[Sequence[dict]], qa: FeatureQuality | N
 
 
 def crossfit_decisions(collected: Sequence[Sequence[dict]], *, folds: int = 3, qa_epochs: int = 60,
-                       seed: int = 0) -> list[dict]:
+                       seed: int = 0, qa_members: int | None = None) -> list[dict]:
     """The wild training decisions of :func:`ranker_decisions` (same order), with the quality of each
     episode predicted by a feature QA model that did not see the episode's sequence: sequences sorted by
     name and dealt round robin into ``folds`` folds, one QA model per fold trained on the others
     (cross-fitting). In-sample predictions are closer to the truth than the loop's on unseen video, and a
     ranker trained on them learns to trust the QA more than it deserves. With a single sequence the QA
-    model is trained on all of it (in-sample)."""
+    model is trained on all of it (in-sample). ``qa_epochs``, ``seed``, ``qa_members``: as
+    :func:`train_feature_qa`'s ``epochs``, ``seed``, ``members``."""
     seq = [str(e[0]["sequence"]) if e else "" for e in collected]
     names = sorted(set(seq))
     k = min(int(folds), len(names))
     if k < 2:
         x, y = qa_training_set(collected)
-        return ranker_decisions(collected, FeatureQuality(train_feature_qa(x, y, epochs=qa_epochs, seed=seed)))
+        return ranker_decisions(collected, FeatureQuality(train_feature_qa(x, y, epochs=qa_epochs, seed=seed,
+                                                                           members=qa_members)))
     fold = {n: i % k for i, n in enumerate(names)}
     per_episode: list[list[dict]] = [[] for _ in collected]
     for j in range(k):
         x, y = qa_training_set([e for e, q in zip(collected, seq, strict=True) if fold[q] != j])
-        qa = FeatureQuality(train_feature_qa(x, y, epochs=qa_epochs, seed=seed))
+        qa = FeatureQuality(train_feature_qa(x, y, epochs=qa_epochs, seed=seed, members=qa_members))
         for i, q in enumerate(seq):
             if fold[q] == j:
                 per_episode[i] = ranker_decisions([collected[i]], qa)

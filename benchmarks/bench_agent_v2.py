@@ -4,7 +4,7 @@
    choice, random, worst and linspace (agent.imitation.CollectSelector); at every decision the one-round
    look-ahead gains of ``--candidates`` random frames + ``--worst-candidates`` worst frames are recorded
    with the round's per-frame features and the true per-object J&F. One file per sample; resumes.
-2. Per seed: the feature QA model (wild quality) and two rankers, ``ours`` in oracle (state built on the
+2. Per seed: the feature QA model (wild quality; an ensemble of ``--qa-members``) and two rankers, ``ours`` in oracle (state built on the
    ground-truth quality) and in wild (on the QA prediction, cross-fitted: for each train episode from a QA
    model that did not see its sequence, agent.imitation.crossfit_decisions), trained on the collected
    decisions; each an ensemble of ``--members`` RankNets (agent.imitation.RankEnsemble).
@@ -78,14 +78,15 @@ def collect(spec, samples, vos, work: Path, rounds: int, min_nb_nodes: int, n_ra
                              progress=False)
 
 
-def training_decisions(episodes, kind: str, qa, *, folds: int, qa_epochs: int, seed: int) -> list[dict]:
+def training_decisions(episodes, kind: str, qa, *, folds: int, qa_epochs: int, seed: int,
+                       qa_members: int | None) -> list[dict]:
     """The rankers' training decisions: ``oracle`` (ground-truth quality), ``in-sample`` (wild, the QA model
     trained on all of train) or ``crossfit`` (wild, agent.imitation.crossfit_decisions)."""
     if kind == "oracle":
         return ranker_decisions(episodes)
     if kind == "in-sample":
         return ranker_decisions(episodes, qa)
-    return crossfit_decisions(episodes, folds=folds, qa_epochs=qa_epochs, seed=seed)
+    return crossfit_decisions(episodes, folds=folds, qa_epochs=qa_epochs, seed=seed, qa_members=qa_members)
 
 
 def run_eval(spec, samples, vos, out: Path, name: str, setting: str, make_selector, make_qfn, *, rounds: int,
@@ -157,6 +158,8 @@ def main(argv=None) -> None:
     ap.add_argument("--rank-epochs", type=int, default=30)
     ap.add_argument("--crossfit-folds", type=int, default=3, help="folds by sequence of the wild ranker's QA "
                     "predictions on train (0: the QA model trained on all of train, in-sample)")
+    ap.add_argument("--qa-members", type=int, default=5, help="feature QA models per ensemble "
+                    "(agent.imitation.FeatureQAEnsemble; 1: one FeatureQANet)")
     ap.add_argument("--members", type=int, default=3, help="rankers per ensemble (agent.imitation.RankEnsemble; "
                     "1: one RankNet)")
     ap.add_argument("--min-nb-nodes", type=int, default=4)
@@ -187,13 +190,14 @@ def main(argv=None) -> None:
     n_dec = sum(len(e) for e in episodes)
 
     t0 = time.time()
+    qa_members = a.qa_members if a.qa_members > 1 else None
     models: dict[tuple[int, str], Path] = {}
     for seed in seeds:
         sdir = work / f"seed{seed}"
         qa_path = sdir / "feature_qa.pt"
         if not qa_path.exists():
             x, y = qa_training_set(episodes)
-            save_checkpoint(train_feature_qa(x, y, epochs=a.qa_epochs, seed=seed), qa_path)
+            save_checkpoint(train_feature_qa(x, y, epochs=a.qa_epochs, seed=seed, members=qa_members), qa_path)
         models[(seed, "qa")] = qa_path
         qa = FeatureQuality(load_checkpoint(qa_path, "feature-qa"))
         cache: dict[str, list[dict]] = {}   # the training decisions of this seed, by kind
@@ -207,7 +211,7 @@ def main(argv=None) -> None:
                         "in-sample" if abl == "in-sample-qa" or a.crossfit_folds < 2 else "crossfit")
                     if kind not in cache:
                         cache[kind] = training_decisions(episodes, kind, qa, folds=a.crossfit_folds,
-                                                         qa_epochs=a.qa_epochs, seed=seed)
+                                                         qa_epochs=a.qa_epochs, seed=seed, qa_members=qa_members)
                     dec = cache[kind]
                     members = None if abl == "single-net" or a.members <= 1 else a.members
                     net = train_ranker(dec, epochs=a.rank_epochs, seed=seed, keep=ABLATIONS[abl], members=members)

@@ -8,6 +8,7 @@ import torch
 
 from agent.features import F_OBJ, F_V2, agent_state_v2, annotation_distance, object_features
 from agent.imitation import (
+    FeatureQAEnsemble,
     FeatureQuality,
     RankEnsemble,
     RankNet,
@@ -161,6 +162,24 @@ def test_ranker_ensemble_averages_standardised_member_scores(tmp_path):
     # a single net saved over the same path loads as a single net again
     save_checkpoint(alone, tmp_path / "ens.pt", {"seed": 4, "members": 3})
     assert isinstance(load_checkpoint(tmp_path / "ens.pt", "agent-v2"), RankNet)
+
+
+def test_feature_qa_ensemble_is_the_mean_of_its_members(tmp_path):
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 1, size=(200, 4 * F_OBJ)).astype(np.float32)
+    y = x[:, 2] * 0.8
+    ens = train_feature_qa(x, y, epochs=2, seed=1, members=3)
+    assert isinstance(ens, FeatureQAEnsemble) and len(ens.members) == 3
+    alone = train_feature_qa(x, y, epochs=2, seed=5)           # member 2: seed 1 * 3 + 2
+    xt = torch.as_tensor(x[:10])
+    with torch.no_grad():
+        assert torch.equal(ens.members[2](xt), alone(xt))
+        want = np.mean([m(xt).numpy() for m in ens.members], axis=0)
+        assert np.allclose(ens(xt).numpy(), want, atol=1e-6)
+        save_checkpoint(ens, tmp_path / "qa.pt")
+        back = load_checkpoint(tmp_path / "qa.pt", "feature-qa")
+        assert isinstance(back, FeatureQAEnsemble) and torch.equal(back(xt), ens(xt))
+    assert FeatureQuality(back).predict(x[:6].reshape(6, 1, 4, F_OBJ)[:, :, 0]).shape == (6, 1)
 
 
 def test_crossfit_decisions_predict_each_sequence_with_a_qa_model_that_did_not_see_it():

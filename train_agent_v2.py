@@ -12,8 +12,8 @@
 2. Train (agent.imitation, seconds to minutes): the feature QA model (an ensemble of ``qa_members``)
    -> {weights_dir}/feature_qa.pt, and one
    ranker ensemble (``members`` RankNets) per setting -> {weights_dir}/agent_v2_oracle.pt (state on the
-   ground-truth quality) and {weights_dir}/agent_v2_wild.pt (state on the feature QA model's prediction,
-   cross-fitted over ``crossfit_folds`` folds by sequence: agent.imitation.crossfit_decisions).
+   ground-truth quality) and {weights_dir}/agent_v2_wild.pt (state on the feature QA model's prediction; or
+   cross-fitted over ``crossfit_folds`` folds by sequence, agent.imitation.crossfit_decisions).
    Each file is written atomically.
 """
 # ruff: noqa: F841  (sacred reads the config functions' local variables)
@@ -39,7 +39,8 @@ def config():
     collect_seed = 1000      # the behaviour policy's generator (as benchmarks/bench_agent_v2.py)
     seed = 0                 # initialisation and order of the feature QA model and the rankers
     epochs = 30              # ranker epochs over the collected decisions
-    crossfit_folds = 3       # wild ranker: QA predictions on train from models that did not see the sequence (0: in-sample)
+    crossfit_folds = 0       # wild ranker's states: 0, the QA model's predictions on train (in-sample); N >= 2,
+                             # from models that did not see the sequence, N folds (agent.imitation.crossfit_decisions)
     members = 3              # rankers per setting, from seeds seed*members+i, averaged (agent.imitation.RankEnsemble)
     qa_epochs = 60           # feature QA model epochs
     qa_members = 5           # feature QA models, from seeds seed*qa_members+i, averaged (agent.imitation.FeatureQAEnsemble)
@@ -59,8 +60,8 @@ def config():
 
 @ex.main
 def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, collect_seed, seed, epochs,
-         crossfit_folds, members, qa_epochs, qa_members, device, threads, data_dir, train_dir, agent_v2_oracle, agent_v2_wild, feature_qa_weights, min_nb_nodes,
-         sequences, vos_options, progress):
+         crossfit_folds, members, qa_epochs, qa_members, device, threads, data_dir, train_dir, agent_v2_oracle,
+         agent_v2_wild, feature_qa_weights, min_nb_nodes, sequences, vos_options, progress):
     from pathlib import Path
 
     import torch

@@ -5,9 +5,9 @@
    look-ahead gains of ``--candidates`` random frames + ``--worst-candidates`` worst frames are recorded
    with the round's per-frame features and the true per-object J&F. One file per sample; resumes.
 2. Per seed: the feature QA model (wild quality; an ensemble of ``--qa-members``) and two rankers, ``ours`` in oracle (state built on the
-   ground-truth quality) and in wild (on the QA prediction, cross-fitted: for each train episode from a QA
-   model that did not see its sequence, agent.imitation.crossfit_decisions), trained on the collected
-   decisions; each an ensemble of ``--members`` RankNets (agent.imitation.RankEnsemble).
+   ground-truth quality) and in wild (on the QA model's prediction; ``--wild-states crossfit``: cross-fitted,
+   each train episode's from a QA model that did not see its sequence, agent.imitation.crossfit_decisions),
+   trained on the collected decisions; each an ensemble of ``--members`` RankNets (agent.imitation.RankEnsemble).
 3. Evaluate on the val split of ``--val-data`` (a root generated with a seed not used for tuning):
    random, linspace, worst, greedy, beam (the multi-step reference) and ours, 8 rounds. random and
    linspace read no quality: their wild runs are their oracle runs (same frames, same masks).
@@ -60,9 +60,9 @@ ABLATIONS = {
     "no-confidence": [c for c in V2_DEFAULT_COLUMNS if c < 11],   # also without the backend's features 11..17
     "published-state": [0, 5],                               # [quality, times annotated] only
     "single-net": list(V2_DEFAULT_COLUMNS),                  # the default state, one RankNet, not --members
-    "in-sample-qa": list(V2_DEFAULT_COLUMNS),                # wild: trained on in-sample QA predictions
+    "crossfit-qa": list(V2_DEFAULT_COLUMNS),                 # wild: trained on cross-fitted QA predictions
 }
-WILD_ONLY = {"in-sample-qa"}     # ablations that differ from "full" in the wild setting only
+WILD_ONLY = {"crossfit-qa"}      # ablations that differ from "full" in the wild setting only
 
 
 def _sd(x) -> float:
@@ -87,6 +87,20 @@ def training_decisions(episodes, kind: str, qa, *, folds: int, qa_epochs: int, s
     if kind == "in-sample":
         return ranker_decisions(episodes, qa)
     return crossfit_decisions(episodes, folds=folds, qa_epochs=qa_epochs, seed=seed, qa_members=qa_members)
+
+
+def train_variant(episodes, setting: str, abl: str, qa, *, seed: int, wild_states: str, folds: int, qa_epochs: int,
+                  qa_members: int | None, rank_epochs: int, members: int, cache: dict | None = None):
+    """The ranker (ensemble) of ``setting`` and ablation ``abl`` (:data:`ABLATIONS`) for one seed; ``qa``: the
+    seed's feature QA model (wild states); ``cache``: the training decisions of this seed, by kind."""
+    cache = {} if cache is None else cache
+    kind = setting if setting == "oracle" else (
+        "crossfit" if abl == "crossfit-qa" or wild_states == "crossfit" else "in-sample")
+    if kind not in cache:
+        cache[kind] = training_decisions(episodes, kind, qa, folds=folds, qa_epochs=qa_epochs, seed=seed,
+                                         qa_members=qa_members)
+    n = None if abl == "single-net" or members <= 1 else members
+    return train_ranker(cache[kind], epochs=rank_epochs, seed=seed, keep=ABLATIONS[abl], members=n)
 
 
 def run_eval(spec, samples, vos, out: Path, name: str, setting: str, make_selector, make_qfn, *, rounds: int,
@@ -156,8 +170,10 @@ def main(argv=None) -> None:
     ap.add_argument("--beam-worst", type=int, default=2)
     ap.add_argument("--qa-epochs", type=int, default=60)
     ap.add_argument("--rank-epochs", type=int, default=30)
-    ap.add_argument("--crossfit-folds", type=int, default=3, help="folds by sequence of the wild ranker's QA "
-                    "predictions on train (0: the QA model trained on all of train, in-sample)")
+    ap.add_argument("--wild-states", default="in-sample", choices=["in-sample", "crossfit"],
+                    help="the wild ranker's training states: the QA model trained on all of train predicts them "
+                    "(in-sample), or models that did not see the sequence (crossfit; the ablation crossfit-qa)")
+    ap.add_argument("--crossfit-folds", type=int, default=3, help="folds by sequence of the cross-fitted states")
     ap.add_argument("--qa-members", type=int, default=5, help="feature QA models per ensemble "
                     "(agent.imitation.FeatureQAEnsemble; 1: one FeatureQANet)")
     ap.add_argument("--members", type=int, default=3, help="rankers per ensemble (agent.imitation.RankEnsemble; "
@@ -207,14 +223,9 @@ def main(argv=None) -> None:
                     continue
                 path = sdir / f"agent_v2_{setting}_{abl}.pt"
                 if not path.exists():
-                    kind = setting if setting == "oracle" else (
-                        "in-sample" if abl == "in-sample-qa" or a.crossfit_folds < 2 else "crossfit")
-                    if kind not in cache:
-                        cache[kind] = training_decisions(episodes, kind, qa, folds=a.crossfit_folds,
-                                                         qa_epochs=a.qa_epochs, seed=seed, qa_members=qa_members)
-                    dec = cache[kind]
-                    members = None if abl == "single-net" or a.members <= 1 else a.members
-                    net = train_ranker(dec, epochs=a.rank_epochs, seed=seed, keep=ABLATIONS[abl], members=members)
+                    net = train_variant(episodes, setting, abl, qa, seed=seed, wild_states=a.wild_states,
+                                        folds=a.crossfit_folds, qa_epochs=a.qa_epochs, qa_members=qa_members,
+                                        rank_epochs=a.rank_epochs, members=a.members, cache=cache)
                     save_checkpoint(net, path, {"setting": setting, "ablation": abl, "seed": seed})
                 models[(seed, f"{setting}/{abl}")] = path
     times["train"] = time.time() - t0

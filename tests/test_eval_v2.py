@@ -69,6 +69,30 @@ def test_training_writes_one_ranker_per_setting_and_the_feature_qa(work):
         "syn-train-000__001.pkl", "syn-train-001__001.pkl"]
 
 
+def test_training_writes_the_benchmarks_seed_0_weights(work):
+    """train_agent_v2.py and benchmarks/bench_agent_v2.py train with the same calls: the same files."""
+    import importlib.util
+    import pickle
+
+    from agent.imitation import qa_training_set, train_feature_qa
+
+    spec = importlib.util.spec_from_file_location("bench_agent_v2", Path(__file__).resolve().parents[1] / "benchmarks"
+                                                  / "bench_agent_v2.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    episodes = [pickle.loads(p.read_bytes()) for p in sorted((work / "train" / "agent_v2_decisions").glob("*.pkl"))]
+    qa = train_feature_qa(*qa_training_set(episodes), epochs=TRAIN["qa_epochs"], seed=0, members=5)
+    saved = torch.load(work / "weights" / "feature_qa.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(saved[k], v) for k, v in qa.state_dict().items())
+    for setting in ("oracle", "wild"):
+        net = bench.train_variant(episodes, setting, "full", FeatureQuality(qa), seed=0, wild_states="in-sample", folds=3,
+                                  qa_epochs=TRAIN["qa_epochs"], qa_members=5, rank_epochs=TRAIN["epochs"], members=3)
+        saved = torch.load(work / "weights" / f"agent_v2_{setting}.pt", weights_only=True)
+        assert saved["config"]["members"] == 3
+        assert saved["state_dict"].keys() == net.state_dict().keys()
+        assert all(torch.equal(saved["state_dict"][k], v) for k, v in net.state_dict().items())
+
+
 def test_training_again_reuses_the_collection_and_gives_the_same_weights(work):
     pkl = sorted((work / "train" / "agent_v2_decisions").glob("*.pkl"))
     stamps = [p.stat().st_mtime_ns for p in pkl]

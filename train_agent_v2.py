@@ -43,7 +43,7 @@ def config():
                              # from models that did not see the sequence, N folds (agent.imitation.crossfit_decisions)
     members = 3              # rankers per setting, from seeds seed*members+i, averaged (agent.imitation.RankEnsemble)
     qa_epochs = 60           # feature QA model epochs
-    qa_members = 5           # feature QA models, from seeds seed*qa_members+i, averaged (agent.imitation.FeatureQAEnsemble)
+    qa_members = 5           # feature QA models, from seeds seed*qa_members+i, averaged (FeatureQAEnsemble)
     device = "auto"          # the backend's device (the v2 nets are tiny and train on the CPU)
     threads = 1              # torch CPU threads
     data_dir = "data"

@@ -188,8 +188,8 @@ def train_feature_qa(x: np.ndarray, y: np.ndarray, *, epochs: int = 60, lr: floa
     if members is not None:
         ens = FeatureQAEnsemble(int(members), hidden)
         for i in range(int(members)):
-            ens.members[i] = train_feature_qa(x, y, epochs=epochs, lr=lr, batch=batch, seed=int(seed) * int(members) + i,
-                                              hidden=hidden)
+            ens.members[i] = train_feature_qa(x, y, epochs=epochs, lr=lr, batch=batch,
+                                              seed=int(seed) * int(members) + i, hidden=hidden)
         return ens.eval()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -298,7 +298,8 @@ class FeatureQuality:
 
 class V2Selector:
     """``method=ours agent=v2``: the frame with the highest score of its :class:`RankNet` or
-    :class:`RankEnsemble` (no exploration; may repeat a frame), among the frames of the lowest ``pool`` share of quality ranks (default 1: all).
+    :class:`RankEnsemble` (no exploration; may repeat a frame), among the frames of the lowest ``pool`` share
+    of quality ranks (default 1: all).
     Reads ``ctx.quality``, ``ctx.counts``, ``ctx.round`` and the object features of the round:
     ``ctx.probs`` (T, K+1, H, W) if the loop provides it, else the features the wild
     :class:`FeatureQuality` computed this round (``qa``). Keeps the previous round's quality per sample

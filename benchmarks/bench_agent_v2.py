@@ -4,10 +4,11 @@
    choice, random, worst and linspace (agent.imitation.CollectSelector); at every decision the one-round
    look-ahead gains of ``--candidates`` random frames + ``--worst-candidates`` worst frames are recorded
    with the round's per-frame features and the true per-object J&F. One file per sample; resumes.
-2. Per seed: the feature QA model (wild quality; an ensemble of ``--qa-members``) and two rankers, ``ours`` in oracle (state built on the
-   ground-truth quality) and in wild (on the QA model's prediction; ``--wild-states crossfit``: cross-fitted,
-   each train episode's from a QA model that did not see its sequence, agent.imitation.crossfit_decisions),
-   trained on the collected decisions; each an ensemble of ``--members`` RankNets (agent.imitation.RankEnsemble).
+2. Per seed: the feature QA model (wild quality; an ensemble of ``--qa-members``) and two rankers, ``ours``
+   in oracle (state built on the ground-truth quality) and in wild (on the QA model's prediction;
+   ``--wild-states crossfit``: cross-fitted, each train episode's from a QA model that did not see its
+   sequence, agent.imitation.crossfit_decisions), trained on the collected decisions; each an ensemble of
+   ``--members`` RankNets (agent.imitation.RankEnsemble).
 3. Evaluate on the val split of ``--val-data`` (a root generated with a seed not used for tuning):
    random, linspace, worst, greedy, beam (the multi-step reference) and ours, 8 rounds. random and
    linspace read no quality: their wild runs are their oracle runs (same frames, same masks).

@@ -85,8 +85,9 @@ def test_training_writes_the_benchmarks_seed_0_weights(work):
     saved = torch.load(work / "weights" / "feature_qa.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(saved[k], v) for k, v in qa.state_dict().items())
     for setting in ("oracle", "wild"):
-        net = bench.train_variant(episodes, setting, "full", FeatureQuality(qa), seed=0, wild_states="in-sample", folds=3,
-                                  qa_epochs=TRAIN["qa_epochs"], qa_members=5, rank_epochs=TRAIN["epochs"], members=3)
+        net = bench.train_variant(episodes, setting, "full", FeatureQuality(qa), seed=0, wild_states="in-sample",
+                                  folds=3, qa_epochs=TRAIN["qa_epochs"], qa_members=5, rank_epochs=TRAIN["epochs"],
+                                  members=3)
         saved = torch.load(work / "weights" / f"agent_v2_{setting}.pt", weights_only=True)
         assert saved["config"]["members"] == 3
         assert saved["state_dict"].keys() == net.state_dict().keys()

@@ -147,7 +147,8 @@ def test_ranker_ensemble_averages_standardised_member_scores(tmp_path):
     assert isinstance(ens, RankEnsemble) and len(ens.members) == 3
     # member i is the single net of seed 1 * 3 + i, trained alone
     alone = train_ranker(train, epochs=2, seed=4)
-    assert all(torch.equal(a, b) for a, b in zip(ens.members[1].state_dict().values(), alone.state_dict().values(), strict=True))
+    pairs = zip(ens.members[1].state_dict().values(), alone.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
     state = torch.as_tensor(train[0]["state"])[None]
     with torch.no_grad():
         got = ens(state)[0].numpy()

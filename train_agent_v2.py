@@ -44,6 +44,9 @@ def config():
     members = 3              # rankers per setting, from seeds seed*members+i, averaged (agent.imitation.RankEnsemble)
     qa_epochs = 60           # feature QA model epochs
     qa_members = 5           # feature QA models, from seeds seed*qa_members+i, averaged (FeatureQAEnsemble)
+    qa_features = "probs"    # the feature QA model's object features: "probs" (from the backend's probabilities)
+                             # or "image" (also the frames' evidence, agent.features.image_features)
+    qa_within = 0.0          # weight of its within-video loss (agent.imitation.train_feature_qa)
     device = "auto"          # the backend's device (the v2 nets are tiny and train on the CPU)
     threads = 1              # torch CPU threads
     data_dir = "data"
@@ -60,19 +63,19 @@ def config():
 
 @ex.main
 def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, collect_seed, seed, epochs,
-         crossfit_folds, members, qa_epochs, qa_members, device, threads, data_dir, train_dir, agent_v2_oracle,
+         crossfit_folds, members, qa_epochs, qa_members, qa_features, qa_within, device, threads, data_dir, train_dir, agent_v2_oracle,
          agent_v2_wild, feature_qa_weights, min_nb_nodes, sequences, vos_options, progress):
     from pathlib import Path
 
     import torch
 
+    from agent.features import F_OBJ, F_OBJ_IMG
     from agent.imitation import (
         FeatureQuality,
         crossfit_decisions,
-        qa_training_set,
+        fit_feature_qa,
         ranker_decisions,
         save_checkpoint,
-        train_feature_qa,
         train_ranker,
     )
     from core.device import resolve_device
@@ -83,6 +86,9 @@ def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, c
     from VOS.registry import build_backend, canonical
 
     setup_logging()
+    features = {"probs": F_OBJ, "image": F_OBJ_IMG}
+    if qa_features not in features:
+        raise ValueError(f"qa_features must be one of {sorted(features)}, got {qa_features!r}")
     torch.set_num_threads(int(threads))
     dev = resolve_device(device)
     spec = resolve(dataset, data_dir)
@@ -104,9 +110,9 @@ def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, c
     decisions = sum(len(e) for e in episodes)
     if not decisions:
         raise ValueError(f"no decisions collected from {len(samples)} samples: rounds must be at least 2")
-    x, y = qa_training_set(episodes)
     qa_members = int(qa_members) if int(qa_members) > 1 else None
-    qa = train_feature_qa(x, y, epochs=qa_epochs, seed=seed, members=qa_members)
+    qa = fit_feature_qa(episodes, features=features[qa_features], within=float(qa_within), epochs=qa_epochs, seed=seed,
+                        members=qa_members)
     trained = {"vos": canonical(vos), "dataset": spec.name, "split": split, "seed": seed, "decisions": decisions}
     save_checkpoint(qa, feature_qa_weights, trained)
     for setting, path in (("oracle", agent_v2_oracle), ("wild", agent_v2_wild)):
@@ -114,7 +120,8 @@ def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, c
             dec = ranker_decisions(episodes)
         elif int(crossfit_folds) >= 2:
             dec = crossfit_decisions(episodes, folds=int(crossfit_folds), qa_epochs=qa_epochs, seed=seed,
-                                     qa_members=qa_members)
+                                     qa_members=qa_members, qa_features=features[qa_features],
+                                     qa_within=float(qa_within))
         else:
             dec = ranker_decisions(episodes, FeatureQuality(qa))
         net = train_ranker(dec, epochs=epochs, seed=seed, members=int(members) if int(members) > 1 else None)

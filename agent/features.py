@@ -77,8 +77,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def object_features(probs: np.ndarray, annotated: Sequence[int], rounds_done: int,
-                    masks: np.ndarray | None = None) -> np.ndarray:
-    """(T, K, F_OBJ) float32 features (table in the module doc) of one round's result.
+                    masks: np.ndarray | None = None, frames: np.ndarray | None = None) -> np.ndarray:
+    """(T, K, F_OBJ) float32 features (table in the module doc) of one round's result; with ``frames``
+    (T, H, W, 3) uint8 RGB, (T, K, F_OBJ_IMG): the :func:`image_features` appended.
 
     probs: (T, K+1, H, W) float in [0, 1] (channel 0 background); masks: (T, H, W) object ids
     (default: argmax of probs); annotated: frames scribbled so far (any order, repeats allowed).
@@ -123,6 +124,8 @@ def object_features(probs: np.ndarray, annotated: Sequence[int], rounds_done: in
         else:
             out[:, k - 1, 8:10] = 1.0
         out[:, k - 1, 10] = area == 0
+    if frames is not None:
+        out = np.concatenate([out, image_features(frames, masks, annotated, K)], axis=-1)
     return out
 
 
@@ -153,3 +156,111 @@ def agent_state_v2(quality: np.ndarray, prev_quality: np.ndarray | None, counts:
     s[:, 10] = float(rounds_done) / 8.0
     s[:, 11:18] = np.asarray(obj_feats, dtype=np.float32)[:, :, 3:10].mean(axis=1)
     return s
+
+
+# -- image evidence (the frames themselves, not only the backend's probabilities) -----------------
+#: image features per frame and object (:func:`image_features`), appended to the object features when the
+#: frames are given (``object_features(..., frames=...)``): F_OBJ + F_IMG columns
+F_IMG = 8
+F_OBJ_IMG = F_OBJ + F_IMG
+_IMG_ROWS = 160          # image features are computed on frames resized to at most this many rows
+_BINS = 8                # colour histogram levels per channel
+
+
+def _small(frames: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import cv2
+
+    T, H, W = masks.shape
+    if H <= _IMG_ROWS:
+        return frames, masks
+    w = max(1, round(W * _IMG_ROWS / H))
+    fr = np.stack([cv2.resize(f, (w, _IMG_ROWS), interpolation=cv2.INTER_AREA) for f in frames])
+    mk = np.stack([cv2.resize(m.astype(np.uint8), (w, _IMG_ROWS), interpolation=cv2.INTER_NEAREST) for m in masks])
+    return fr, mk.astype(masks.dtype)
+
+
+def image_features(frames: np.ndarray, masks: np.ndarray, annotated: Sequence[int], num_objects: int) -> np.ndarray:
+    """(T, K, F_IMG) float32 image evidence for the mask of each object k at each frame t, with a = the
+    nearest annotated frame (whose mask is the reference; t itself when nothing is annotated):
+
+    ====  ======================================================================================
+    0     colour fit inside: mean over the mask's pixels of P(k | colour), from colour histograms
+          (8 levels per channel) of k's mask and of the rest of the frame at r, the nearest annotated
+          frame where k's mask is not empty (else the nearest frame where it is not)
+    1     colour leak: the same over a ring just outside the mask (width ~ 15 % of sqrt(area), >= 2 px)
+    2     colour fit inside at t minus the same at r
+    3     edge alignment: mean gradient magnitude on the mask's boundary / the frame's mean
+    4     log sharpness of frame t (variance of the Laplacian) relative to the video's median
+    5     log image change of step t-1 -> t (mean absolute grey difference) relative to the video's median
+    6     image change accumulated from a to t, in units of the video's mean step
+    7     centroid jump of the mask from t-1 (t = 0: from t + 1) / sqrt(area), clipped to 3
+    ====  ======================================================================================
+
+    Features 0-3 are 0 where the mask is empty. frames (T, H, W, 3) uint8 RGB, masks (T, H, W) ids;
+    computed at most 160 rows high."""
+    import cv2
+
+    frames = np.asarray(frames)
+    masks = np.asarray(masks)
+    if frames.ndim != 4 or frames.shape[:3] != masks.shape:
+        raise ValueError(f"frames {frames.shape} and masks {masks.shape} do not match (T, H, W, 3) / (T, H, W)")
+    fr, mk = _small(frames, masks)
+    T, H, W = mk.shape
+    K = int(num_objects)
+    q = (fr.astype(np.int32) * _BINS) // 256
+    code = (q[..., 0] * _BINS + q[..., 1]) * _BINS + q[..., 2]                      # (T, H, W) colour bin
+    grey = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in fr]).astype(np.float32)
+    grad = np.stack([np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3))
+                     for g in grey])
+    gmean = grad.reshape(T, -1).mean(axis=1) + 1e-6
+    sharp = np.array([cv2.Laplacian(g, cv2.CV_32F).var() for g in grey]) + 1e-6
+    step = np.zeros(T)
+    if T > 1:
+        step[1:] = np.abs(np.diff(grey, axis=0)).reshape(T - 1, -1).mean(axis=1)
+        step[0] = step[1]
+    near = _nearest_annotated(T, annotated)
+    near = np.where(near >= 0, near, np.arange(T))
+    cum = np.concatenate([[0.0], np.cumsum(step[1:])]) if T > 1 else np.zeros(1)
+    unit = max(float(step.mean()), 1e-6)
+    out = np.zeros((T, K, F_IMG), dtype=np.float32)
+    out[:, :, 4] = np.log(sharp / np.median(sharp))[:, None]
+    out[:, :, 5] = np.log((step + 1e-3) / (np.median(step) + 1e-3))[:, None]
+    out[:, :, 6] = (np.abs(cum - cum[near]) / unit / max(T, 1))[:, None]
+    kernel = np.ones((3, 3), np.uint8)
+    nb = _BINS ** 3
+    for k in range(1, K + 1):
+        m = mk == k
+        area = m.reshape(T, -1).sum(axis=1)
+        # the colour reference of k: the nearest annotated frame where k's mask is not empty, else the
+        # nearest frame where it is not (an object absent from the annotated frames), else t itself
+        present = [int(a) for a in annotated if 0 <= int(a) < T and area[int(a)] > 0] or list(np.flatnonzero(area))
+        ref = _nearest_annotated(T, present) if present else np.arange(T)
+        post = {}
+        for a in set(int(x) for x in ref):
+            fg = np.bincount(code[a][m[a]], minlength=nb).astype(np.float64)
+            bg = np.bincount(code[a][~m[a]], minlength=nb).astype(np.float64)
+            pf, pb = (fg + 0.5) / (fg.sum() + 0.5 * nb), (bg + 0.5) / (bg.sum() + 0.5 * nb)
+            post[a] = pf / (pf + pb)
+        fit = np.zeros(T)
+        for t in range(T):
+            if area[t] == 0:
+                out[t, k - 1, 0:4] = (0.0, 0.0, 0.0, 0.0)
+                continue
+            p = post[int(ref[t])][code[t]]
+            mu8 = m[t].astype(np.uint8)
+            r = max(2, int(round(0.15 * np.sqrt(area[t]))))
+            ring = (cv2.dilate(mu8, kernel, iterations=r) > 0) & ~m[t]
+            edge = m[t] & ~(cv2.erode(mu8, kernel) > 0)
+            fit[t] = p[m[t]].mean()
+            out[t, k - 1, 0] = fit[t]
+            out[t, k - 1, 1] = p[ring].mean() if ring.any() else 0.0
+            out[t, k - 1, 3] = grad[t][edge].mean() / gmean[t] if edge.any() else 0.0
+        out[:, k - 1, 2] = np.where(area > 0, fit - fit[ref], 0.0)
+        ys, xs = np.mgrid[0:H, 0:W]
+        cy = np.where(area > 0, (m * ys).reshape(T, -1).sum(axis=1) / np.maximum(area, 1), np.nan)
+        cx = np.where(area > 0, (m * xs).reshape(T, -1).sum(axis=1) / np.maximum(area, 1), np.nan)
+        if T > 1:
+            d = np.hypot(np.diff(cy), np.diff(cx)) / np.sqrt(np.maximum(area[1:], 1))
+            jump = np.concatenate([d[:1], d])
+            out[:, k - 1, 7] = np.clip(np.nan_to_num(jump, nan=0.0), 0, 3)
+    return out

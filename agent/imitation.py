@@ -20,6 +20,7 @@ Checkpoints are dicts ``{"kind": "feature-qa"|"agent-v2", "state_dict", "mean", 
 from __future__ import annotations
 
 import logging
+import zlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agent.features import F_OBJ, F_V2, V2_DEFAULT_COLUMNS, agent_state_v2, object_features
+from agent.features import F_OBJ, F_OBJ_IMG, F_V2, V2_DEFAULT_COLUMNS, agent_state_v2, object_features
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,16 @@ def qa_inputs(obj_feats: np.ndarray) -> np.ndarray:
 
 
 class FeatureQANet(nn.Module):
-    """(N, 4 F_OBJ) inputs (:func:`qa_inputs`) -> (N,) predicted J&F in [0, 1]."""
+    """(N, 4 F) inputs (:func:`qa_inputs` of the first ``features`` object features: F_OBJ without the
+    image evidence, F_OBJ_IMG with it) -> (N,) predicted J&F in [0, 1]."""
 
-    def __init__(self, hidden: int = 64) -> None:
+    def __init__(self, hidden: int = 64, features: int = F_OBJ) -> None:
         super().__init__()
-        self.norm = Normalise(4 * F_OBJ)
-        self.mlp = nn.Sequential(nn.Linear(4 * F_OBJ, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+        if features not in (F_OBJ, F_OBJ_IMG):
+            raise ValueError(f"features must be {F_OBJ} or {F_OBJ_IMG}, got {features}")
+        self.features = int(features)
+        self.norm = Normalise(4 * features)
+        self.mlp = nn.Sequential(nn.Linear(4 * features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                                  nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,11 +120,12 @@ class RankEnsemble(nn.Module):
 class FeatureQAEnsemble(nn.Module):
     """``members`` FeatureQANets trained alike from different seeds: the mean of their predictions."""
 
-    def __init__(self, members: int = 5, hidden: int = 64) -> None:
+    def __init__(self, members: int = 5, hidden: int = 64, features: int = F_OBJ) -> None:
         super().__init__()
         if members < 1:
             raise ValueError(f"an ensemble needs at least one member, got {members}")
-        self.members = nn.ModuleList(FeatureQANet(hidden) for _ in range(members))
+        self.features = int(features)
+        self.members = nn.ModuleList(FeatureQANet(hidden, features) for _ in range(members))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([m(x) for m in self.members]).mean(dim=0)
@@ -140,6 +146,8 @@ def save_checkpoint(net: nn.Module, path: str | Path, config: dict | None = None
     else:
         kind = next(k for k, c in KINDS.items() if isinstance(net, c))
         config.pop("members", None)
+    if kind == "feature-qa":
+        config["features"] = int(net.features)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -172,7 +180,7 @@ def load_checkpoint(path: str | Path, kind: str, device: torch.device | str = "c
     if not isinstance(obj, dict) or obj.get("kind") != kind:
         raise ValueError(f"{path} is not a {kind} checkpoint (kind {obj.get('kind') if isinstance(obj, dict) else None})")
     config = obj.get("config", {})
-    args = {k: v for k, v in config.items() if k == "hidden"}
+    args = {k: v for k, v in config.items() if k == "hidden" or (k == "features" and kind == "feature-qa")}
     net = ENSEMBLES[kind](int(config["members"]), **args) if "members" in config else KINDS[kind](**args)
     net.load_state_dict(obj["state_dict"], strict=True)
     net.source = str(path)      # the run identity hashes the file (interaction.evaluate.parts_identity)
@@ -180,29 +188,60 @@ def load_checkpoint(path: str | Path, kind: str, device: torch.device | str = "c
 
 
 # -- training ----------------------------------------------------------------------------------
+def qa_loss(pred: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | None = None,
+            within: float = 0.0) -> torch.Tensor:
+    """MSE of ``pred`` against ``target`` (N,), plus ``within`` x the MSE of the errors centred on their
+    group's mean error (``groups`` (N,) ints; the part of the error a per-video offset cannot explain)."""
+    err = pred - target
+    loss = torch.mean(err ** 2)
+    if within > 0 and groups is not None:
+        _, inv = torch.unique(groups, return_inverse=True)
+        n = torch.zeros(int(inv.max()) + 1, dtype=err.dtype).index_add_(0, inv, torch.ones_like(err))
+        mean_err = torch.zeros_like(n).index_add_(0, inv, err) / n
+        loss = loss + within * torch.mean((err - mean_err[inv]) ** 2)
+    return loss
+
+
 def train_feature_qa(x: np.ndarray, y: np.ndarray, *, epochs: int = 60, lr: float = 3e-3, batch: int = 256,
-                     seed: int = 0, hidden: int = 64, members: int | None = None) -> FeatureQANet | FeatureQAEnsemble:
-    """Fit a :class:`FeatureQANet` by MSE. x: (N, 4 F_OBJ) float, y: (N,) true J&F in [0, 1].
-    ``members``: None, one net from ``seed``; M, a :class:`FeatureQAEnsemble` of M nets trained alike from
-    seeds ``seed * M + i``."""
+                     seed: int = 0, hidden: int = 64, members: int | None = None, groups: np.ndarray | None = None,
+                     within: float = 0.0) -> FeatureQANet | FeatureQAEnsemble:
+    """Fit a :class:`FeatureQANet` by MSE. x: (N, 4 F) float (F = F_OBJ or F_OBJ_IMG, from the width of x),
+    y: (N,) true J&F in [0, 1]. ``members``: None, one net from ``seed``; M, a :class:`FeatureQAEnsemble` of
+    M nets trained alike from seeds ``seed * M + i``. ``within`` > 0 with ``groups`` (N,) ints (the rows of
+    one decision share a group): the loss adds ``within`` x the MSE of the predictions centred on their
+    group's mean against the targets centred alike (the within-video errors; batches hold whole groups)."""
+    features = int(np.asarray(x).shape[1]) // 4
     if members is not None:
-        ens = FeatureQAEnsemble(int(members), hidden)
+        ens = FeatureQAEnsemble(int(members), hidden, features)
         for i in range(int(members)):
             ens.members[i] = train_feature_qa(x, y, epochs=epochs, lr=lr, batch=batch,
-                                              seed=int(seed) * int(members) + i, hidden=hidden)
+                                              seed=int(seed) * int(members) + i, hidden=hidden, groups=groups,
+                                              within=within)
         return ens.eval()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = FeatureQANet(hidden)
+    net = FeatureQANet(hidden, features)
     net.norm.fit(x)
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
     yt = torch.as_tensor(np.asarray(y, dtype=np.float32))
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-5)
+    if within > 0:
+        if groups is None or len(groups) != len(xt):
+            raise ValueError("within > 0 needs groups, one per row of x")
+        _, gid = np.unique(np.asarray(groups), return_inverse=True)
+        members_of = [np.flatnonzero(gid == g) for g in range(gid.max() + 1)]
+        per_batch = max(1, batch // max(1, int(np.mean([len(m) for m in members_of]))))
     for _ in range(epochs):
-        order = rng.permutation(len(xt))
-        for i in range(0, len(order), batch):
-            idx = torch.as_tensor(order[i:i + batch])
-            loss = torch.mean((net(xt[idx]) - yt[idx]) ** 2)
+        if within > 0:
+            go = rng.permutation(len(members_of))
+            batches = [np.concatenate([members_of[g] for g in go[i:i + per_batch]])
+                       for i in range(0, len(go), per_batch)]
+        else:
+            order = rng.permutation(len(xt))
+            batches = [order[i:i + batch] for i in range(0, len(order), batch)]
+        for b in batches:
+            idx = torch.as_tensor(b)
+            loss = qa_loss(net(xt[idx]), yt[idx], torch.as_tensor(gid[b]) if within > 0 else None, within)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -282,16 +321,25 @@ class FeatureQuality:
             raise RuntimeError("FeatureQuality needs the annotated frames: give the backend as source")
         return list(self.source.annotated)
 
+    @property
+    def features(self) -> int:
+        """Object features the net reads: F_OBJ, or F_OBJ_IMG (it needs the frames)."""
+        return int(getattr(self.net, "features", F_OBJ))
+
     def predict(self, obj_feats: np.ndarray) -> np.ndarray:
-        """(T, K, F_OBJ) -> (T, K) predicted J&F."""
-        x = qa_inputs(obj_feats)
+        """(T, K, F) object features (F >= the net's; the first ones are used) -> (T, K) predicted J&F."""
+        obj_feats = np.asarray(obj_feats)
+        if obj_feats.shape[-1] < self.features:
+            raise ValueError(f"the feature QA model reads {self.features} object features (with the image "
+                             f"evidence), got {obj_feats.shape[-1]}: compute them with the frames")
+        x = qa_inputs(obj_feats[..., : self.features])
         with torch.no_grad():
             y = self.net(torch.as_tensor(x.reshape(-1, x.shape[-1])))
         return y.numpy().reshape(x.shape[:2]).astype(np.float64)
 
     def __call__(self, frames: np.ndarray, probs: np.ndarray) -> np.ndarray:
         ann = self.annotated()
-        feats = object_features(probs, ann, len(ann))
+        feats = object_features(probs, ann, len(ann), frames=frames if self.features > F_OBJ else None)
         self.last_features = feats
         return self.predict(feats)
 
@@ -373,7 +421,8 @@ class CollectSelector:
         look = getattr(ctx, "look_ahead", None) or self.tap.look_ahead()
         T = int(ctx.num_frames)
         probs = self.tap.probs()
-        feats = object_features(probs, ctx.annotated, ctx.round)
+        frames = getattr(self.tap, "frames", None)
+        feats = object_features(probs, ctx.annotated, ctx.round, frames=frames)
         gt, pred = look.gt[look.start:look.stop], look.pred[look.start:look.stop].astype(np.int64)
         j = dc.batched_jaccard(gt, pred, average_over_objects=False, nb_objects=look.K)
         f = dc.batched_f_measure(gt, pred, average_over_objects=False, nb_objects=look.K)
@@ -391,7 +440,10 @@ class CollectSelector:
                                "obj_feats": feats, "jf_obj": jf_obj.astype(np.float32),
                                "gt_quality": np.asarray(ctx.gt_quality, np.float32),
                                "counts": np.asarray(ctx.counts), "annotated": list(ctx.annotated),
-                               "candidates": cands, "gains": gains.astype(np.float32), "jf": now})
+                               "candidates": cands, "gains": gains.astype(np.float32), "jf": now,
+                               # the round's masks, compressed: object features can be recomputed offline
+                               "masks_z": zlib.compress(np.ascontiguousarray(pred, dtype=np.uint8).tobytes(), 1),
+                               "masks_shape": tuple(int(v) for v in pred.shape)})
         pick = rng.choice(4, p=self.mix)
         if pick == 0:
             return int(cands[int(np.argmax(gains))])
@@ -419,38 +471,63 @@ def ranker_decisions(collected: Sequence[Sequence[dict]], qa: FeatureQuality | N
 
 
 def crossfit_decisions(collected: Sequence[Sequence[dict]], *, folds: int = 3, qa_epochs: int = 60,
-                       seed: int = 0, qa_members: int | None = None) -> list[dict]:
+                       seed: int = 0, qa_members: int | None = None, qa_features: int = F_OBJ,
+                       qa_within: float = 0.0) -> list[dict]:
     """The wild training decisions of :func:`ranker_decisions` (same order), with the quality of each
     episode predicted by a feature QA model that did not see the episode's sequence: sequences sorted by
     name and dealt round robin into ``folds`` folds, one QA model per fold trained on the others
     (cross-fitting). In-sample predictions are closer to the truth than the loop's on unseen video, and a
     ranker trained on them learns to trust the QA more than it deserves. With a single sequence the QA
-    model is trained on all of it (in-sample). ``qa_epochs``, ``seed``, ``qa_members``: as
-    :func:`train_feature_qa`'s ``epochs``, ``seed``, ``members``."""
+    model is trained on all of it (in-sample). ``qa_epochs``, ``seed``, ``qa_members``, ``qa_within``: as
+    :func:`train_feature_qa`'s ``epochs``, ``seed``, ``members``, ``within``; ``qa_features``: as
+    :func:`qa_training_set`'s ``features``."""
+
+    def fit(episodes):
+        return FeatureQuality(fit_feature_qa(episodes, features=qa_features, within=qa_within, epochs=qa_epochs,
+                                             seed=seed, members=qa_members))
+
     seq = [str(e[0]["sequence"]) if e else "" for e in collected]
     names = sorted(set(seq))
     k = min(int(folds), len(names))
     if k < 2:
-        x, y = qa_training_set(collected)
-        return ranker_decisions(collected, FeatureQuality(train_feature_qa(x, y, epochs=qa_epochs, seed=seed,
-                                                                           members=qa_members)))
+        return ranker_decisions(collected, fit(collected))
     fold = {n: i % k for i, n in enumerate(names)}
     per_episode: list[list[dict]] = [[] for _ in collected]
     for j in range(k):
-        x, y = qa_training_set([e for e, q in zip(collected, seq, strict=True) if fold[q] != j])
-        qa = FeatureQuality(train_feature_qa(x, y, epochs=qa_epochs, seed=seed, members=qa_members))
+        qa = fit([e for e, q in zip(collected, seq, strict=True) if fold[q] != j])
         for i, q in enumerate(seq):
             if fold[q] == j:
                 per_episode[i] = ranker_decisions([collected[i]], qa)
     return [d for e in per_episode for d in e]
 
 
-def qa_training_set(collected: Sequence[Sequence[dict]]) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 4 F_OBJ) inputs and (N,) true per-object J&F from collected episodes."""
-    xs, ys = [], []
+def decision_masks(d: dict) -> np.ndarray:
+    """(T, H, W) uint8 object ids of a collected decision's round (:class:`CollectSelector` stores them)."""
+    return np.frombuffer(zlib.decompress(d["masks_z"]), dtype=np.uint8).reshape(d["masks_shape"])
+
+
+def qa_training_set(collected: Sequence[Sequence[dict]], features: int = F_OBJ, groups: bool = False):
+    """(N, 4 F) inputs and (N,) true per-object J&F from collected episodes, with F = ``features`` object
+    features (F_OBJ_IMG: with the image evidence, which episodes collected with the frames hold); with
+    ``groups``, also (N,) ints numbering the decisions (for :func:`train_feature_qa`'s ``within``)."""
+    xs, ys, gs = [], [], []
     for episode in collected:
         for d in episode:
-            x = qa_inputs(d["obj_feats"])
+            f = np.asarray(d["obj_feats"])
+            if f.shape[-1] < features:
+                raise ValueError(f"the collected decisions of {d.get('sequence')} hold {f.shape[-1]} object features, "
+                                 f"not {features}: collect them again with the frames (delete the collect folder)")
+            x = qa_inputs(f[..., :features])
             xs.append(x.reshape(-1, x.shape[-1]))
             ys.append(np.asarray(d["jf_obj"]).reshape(-1))
-    return np.concatenate(xs), np.concatenate(ys)
+            gs.append(np.full(len(xs[-1]), len(gs)))
+    out = (np.concatenate(xs), np.concatenate(ys))
+    return out + (np.concatenate(gs),) if groups else out
+
+
+def fit_feature_qa(collected: Sequence[Sequence[dict]], *, features: int = F_OBJ, within: float = 0.0,
+                   epochs: int = 60, seed: int = 0, members: int | None = None) -> FeatureQANet | FeatureQAEnsemble:
+    """The feature QA model (or ensemble) trained on collected episodes: :func:`qa_training_set` with
+    ``features``, then :func:`train_feature_qa` with ``within``, ``epochs``, ``seed``, ``members``."""
+    x, y, g = qa_training_set(collected, features, groups=True)
+    return train_feature_qa(x, y, epochs=epochs, seed=seed, members=members, groups=g, within=within)

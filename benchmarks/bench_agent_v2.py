@@ -30,16 +30,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.features import V2_DEFAULT_COLUMNS  # noqa: E402
+from agent.features import F_OBJ, F_OBJ_IMG, V2_DEFAULT_COLUMNS  # noqa: E402
 from agent.imitation import (  # noqa: E402
     FeatureQuality,
     V2Selector,
     crossfit_decisions,
+    fit_feature_qa,
     load_checkpoint,
-    qa_training_set,
     ranker_decisions,
     save_checkpoint,
-    train_feature_qa,
     train_ranker,
 )
 from agent.lookahead import BackendTap  # noqa: E402
@@ -79,19 +78,24 @@ def collect(spec, samples, vos, work: Path, rounds: int, min_nb_nodes: int, n_ra
                              progress=False)
 
 
+QA_FEATURES = {"probs": F_OBJ, "image": F_OBJ_IMG}   # --qa-features: the feature QA model's object features
+
+
 def training_decisions(episodes, kind: str, qa, *, folds: int, qa_epochs: int, seed: int,
-                       qa_members: int | None) -> list[dict]:
+                       qa_members: int | None, qa_features: int = F_OBJ, qa_within: float = 0.0) -> list[dict]:
     """The rankers' training decisions: ``oracle`` (ground-truth quality), ``in-sample`` (wild, the QA model
     trained on all of train) or ``crossfit`` (wild, agent.imitation.crossfit_decisions)."""
     if kind == "oracle":
         return ranker_decisions(episodes)
     if kind == "in-sample":
         return ranker_decisions(episodes, qa)
-    return crossfit_decisions(episodes, folds=folds, qa_epochs=qa_epochs, seed=seed, qa_members=qa_members)
+    return crossfit_decisions(episodes, folds=folds, qa_epochs=qa_epochs, seed=seed, qa_members=qa_members,
+                              qa_features=qa_features, qa_within=qa_within)
 
 
 def train_variant(episodes, setting: str, abl: str, qa, *, seed: int, wild_states: str, folds: int, qa_epochs: int,
-                  qa_members: int | None, rank_epochs: int, members: int, cache: dict | None = None):
+                  qa_members: int | None, rank_epochs: int, members: int, cache: dict | None = None,
+                  qa_features: int = F_OBJ, qa_within: float = 0.0):
     """The ranker (ensemble) of ``setting`` and ablation ``abl`` (:data:`ABLATIONS`) for one seed; ``qa``: the
     seed's feature QA model (wild states); ``cache``: the training decisions of this seed, by kind."""
     cache = {} if cache is None else cache
@@ -99,7 +103,7 @@ def train_variant(episodes, setting: str, abl: str, qa, *, seed: int, wild_state
         "crossfit" if abl == "crossfit-qa" or wild_states == "crossfit" else "in-sample")
     if kind not in cache:
         cache[kind] = training_decisions(episodes, kind, qa, folds=folds, qa_epochs=qa_epochs, seed=seed,
-                                         qa_members=qa_members)
+                                         qa_members=qa_members, qa_features=qa_features, qa_within=qa_within)
     n = None if abl == "single-net" or members <= 1 else members
     return train_ranker(cache[kind], epochs=rank_epochs, seed=seed, keep=ABLATIONS[abl], members=n)
 
@@ -177,6 +181,11 @@ def main(argv=None) -> None:
     ap.add_argument("--crossfit-folds", type=int, default=3, help="folds by sequence of the cross-fitted states")
     ap.add_argument("--qa-members", type=int, default=5, help="feature QA models per ensemble "
                     "(agent.imitation.FeatureQAEnsemble; 1: one FeatureQANet)")
+    ap.add_argument("--qa-features", default="probs", choices=sorted(QA_FEATURES),
+                    help="the feature QA model's object features: from the backend's probabilities only (probs) or "
+                    "with the image evidence (image: agent.features.image_features)")
+    ap.add_argument("--qa-within", type=float, default=0.0, help="weight of the feature QA model's within-video "
+                    "loss (agent.imitation.train_feature_qa)")
     ap.add_argument("--members", type=int, default=3, help="rankers per ensemble (agent.imitation.RankEnsemble; "
                     "1: one RankNet)")
     ap.add_argument("--min-nb-nodes", type=int, default=4)
@@ -213,8 +222,8 @@ def main(argv=None) -> None:
         sdir = work / f"seed{seed}"
         qa_path = sdir / "feature_qa.pt"
         if not qa_path.exists():
-            x, y = qa_training_set(episodes)
-            save_checkpoint(train_feature_qa(x, y, epochs=a.qa_epochs, seed=seed, members=qa_members), qa_path)
+            save_checkpoint(fit_feature_qa(episodes, features=QA_FEATURES[a.qa_features], within=a.qa_within,
+                                           epochs=a.qa_epochs, seed=seed, members=qa_members), qa_path)
         models[(seed, "qa")] = qa_path
         qa = FeatureQuality(load_checkpoint(qa_path, "feature-qa"))
         cache: dict[str, list[dict]] = {}   # the training decisions of this seed, by kind
@@ -226,7 +235,8 @@ def main(argv=None) -> None:
                 if not path.exists():
                     net = train_variant(episodes, setting, abl, qa, seed=seed, wild_states=a.wild_states,
                                         folds=a.crossfit_folds, qa_epochs=a.qa_epochs, qa_members=qa_members,
-                                        rank_epochs=a.rank_epochs, members=a.members, cache=cache)
+                                        rank_epochs=a.rank_epochs, members=a.members, cache=cache,
+                                        qa_features=QA_FEATURES[a.qa_features], qa_within=a.qa_within)
                     save_checkpoint(net, path, {"setting": setting, "ablation": abl, "seed": seed})
                 models[(seed, f"{setting}/{abl}")] = path
     times["train"] = time.time() - t0

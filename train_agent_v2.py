@@ -63,13 +63,13 @@ def config():
 
 @ex.main
 def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, collect_seed, seed, epochs,
-         crossfit_folds, members, qa_epochs, qa_members, qa_features, qa_within, device, threads, data_dir, train_dir, agent_v2_oracle,
-         agent_v2_wild, feature_qa_weights, min_nb_nodes, sequences, vos_options, progress):
+         crossfit_folds, members, qa_epochs, qa_members, qa_features, qa_within, device, threads, data_dir, train_dir,
+         agent_v2_oracle, agent_v2_wild, feature_qa_weights, min_nb_nodes, sequences, vos_options, progress):
     from pathlib import Path
 
     import torch
 
-    from agent.features import F_OBJ, F_OBJ_IMG
+    from agent.features import QA_FEATURES as features
     from agent.imitation import (
         FeatureQuality,
         crossfit_decisions,
@@ -86,7 +86,6 @@ def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, c
     from VOS.registry import build_backend, canonical
 
     setup_logging()
-    features = {"probs": F_OBJ, "image": F_OBJ_IMG}
     if qa_features not in features:
         raise ValueError(f"qa_features must be one of {sorted(features)}, got {qa_features!r}")
     torch.set_num_threads(int(threads))

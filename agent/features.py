@@ -163,6 +163,8 @@ def agent_state_v2(quality: np.ndarray, prev_quality: np.ndarray | None, counts:
 #: frames are given (``object_features(..., frames=...)``): F_OBJ + F_IMG columns
 F_IMG = 8
 F_OBJ_IMG = F_OBJ + F_IMG
+#: the feature QA model's object features by name (``--qa-features``, ``qa_features``)
+QA_FEATURES = {"probs": F_OBJ, "image": F_OBJ_IMG}
 _IMG_ROWS = 160          # image features are computed on frames resized to at most this many rows
 _BINS = 8                # colour histogram levels per channel
 
@@ -228,6 +230,7 @@ def image_features(frames: np.ndarray, masks: np.ndarray, annotated: Sequence[in
     out[:, :, 6] = (np.abs(cum - cum[near]) / unit / max(T, 1))[:, None]
     kernel = np.ones((3, 3), np.uint8)
     nb = _BINS ** 3
+    ys, xs = np.mgrid[0:H, 0:W]
     for k in range(1, K + 1):
         m = mk == k
         area = m.reshape(T, -1).sum(axis=1)
@@ -244,8 +247,7 @@ def image_features(frames: np.ndarray, masks: np.ndarray, annotated: Sequence[in
         fit = np.zeros(T)
         for t in range(T):
             if area[t] == 0:
-                out[t, k - 1, 0:4] = (0.0, 0.0, 0.0, 0.0)
-                continue
+                continue                                    # features 0-3 stay 0
             p = post[int(ref[t])][code[t]]
             mu8 = m[t].astype(np.uint8)
             r = max(2, int(round(0.15 * np.sqrt(area[t]))))
@@ -256,7 +258,6 @@ def image_features(frames: np.ndarray, masks: np.ndarray, annotated: Sequence[in
             out[t, k - 1, 1] = p[ring].mean() if ring.any() else 0.0
             out[t, k - 1, 3] = grad[t][edge].mean() / gmean[t] if edge.any() else 0.0
         out[:, k - 1, 2] = np.where(area > 0, fit - fit[ref], 0.0)
-        ys, xs = np.mgrid[0:H, 0:W]
         cy = np.where(area > 0, (m * ys).reshape(T, -1).sum(axis=1) / np.maximum(area, 1), np.nan)
         cx = np.where(area > 0, (m * xs).reshape(T, -1).sum(axis=1) / np.maximum(area, 1), np.nan)
         if T > 1:

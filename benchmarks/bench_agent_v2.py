@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.features import F_OBJ, F_OBJ_IMG, V2_DEFAULT_COLUMNS  # noqa: E402
+from agent.features import F_OBJ, QA_FEATURES, V2_DEFAULT_COLUMNS  # noqa: E402
 from agent.imitation import (  # noqa: E402
     FeatureQuality,
     V2Selector,
@@ -76,9 +76,6 @@ def collect(spec, samples, vos, work: Path, rounds: int, min_nb_nodes: int, n_ra
     return collect_decisions(spec, "train", samples, build_backend(vos, torch.device("cpu")), work / "collect",
                              rounds=rounds, min_nb_nodes=min_nb_nodes, seed=seed, n_random=n_random, n_worst=n_worst,
                              progress=False)
-
-
-QA_FEATURES = {"probs": F_OBJ, "image": F_OBJ_IMG}   # --qa-features: the feature QA model's object features
 
 
 def training_decisions(episodes, kind: str, qa, *, folds: int, qa_epochs: int, seed: int,

@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.features import F_OBJ, F_OBJ_IMG, image_features  # noqa: E402
+from agent.features import F_OBJ, QA_FEATURES, image_features  # noqa: E402
 from agent.imitation import (  # noqa: E402
     FeatureQuality,
     decision_masks,
@@ -50,7 +50,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("work", help="the --work folder of bench_agent.py --agent v2 (its collect/*.pkl)")
     ap.add_argument("--qa-only", action="store_true", help="the QA model's figures only (no rankers)")
-    ap.add_argument("--qa-features", default="probs", choices=["probs", "image"],
+    ap.add_argument("--qa-features", default="probs", choices=sorted(QA_FEATURES),
                     help="the QA model's object features: from the probabilities only, or with the image evidence")
     ap.add_argument("--qa-within", type=float, default=0.0, help="weight of the within-video loss")
     ap.add_argument("--qa-members", type=int, default=1)
@@ -61,7 +61,7 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     root = a.work
-    nf = F_OBJ_IMG if a.qa_features == "image" else F_OBJ
+    nf = QA_FEATURES[a.qa_features]
     files = sorted(glob.glob(root + '/collect/*.pkl'))
     eps = [pickle.load(open(f, 'rb')) for f in files]
     if a.recompute:

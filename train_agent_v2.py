@@ -47,6 +47,8 @@ def config():
     qa_features = "probs"    # the feature QA model's object features: "probs" (from the backend's probabilities)
                              # or "image" (also the frames' evidence, agent.features.image_features)
     qa_within = 0.0          # weight of its within-video loss (agent.imitation.train_feature_qa)
+    qa_dropout = 0.0         # its training dropout after each hidden layer
+    qa_weight_decay = 1e-5   # its Adam weight decay
     device = "auto"          # the backend's device (the v2 nets are tiny and train on the CPU)
     threads = 1              # torch CPU threads
     data_dir = "data"
@@ -63,8 +65,8 @@ def config():
 
 @ex.main
 def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, collect_seed, seed, epochs,
-         crossfit_folds, members, qa_epochs, qa_members, qa_features, qa_within, device, threads, data_dir, train_dir,
-         agent_v2_oracle, agent_v2_wild, feature_qa_weights, min_nb_nodes, sequences, vos_options, progress):
+         crossfit_folds, members, qa_epochs, qa_members, qa_features, qa_within, qa_dropout, qa_weight_decay, device,
+         threads, data_dir, train_dir, agent_v2_oracle, agent_v2_wild, feature_qa_weights, min_nb_nodes, sequences, vos_options, progress):
     from pathlib import Path
 
     import torch
@@ -111,7 +113,7 @@ def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, c
         raise ValueError(f"no decisions collected from {len(samples)} samples: rounds must be at least 2")
     qa_members = int(qa_members) if int(qa_members) > 1 else None
     qa = fit_feature_qa(episodes, features=features[qa_features], within=float(qa_within), epochs=qa_epochs, seed=seed,
-                        members=qa_members)
+                        members=qa_members, dropout=float(qa_dropout), weight_decay=float(qa_weight_decay))
     trained = {"vos": canonical(vos), "dataset": spec.name, "split": split, "seed": seed, "decisions": decisions}
     save_checkpoint(qa, feature_qa_weights, trained)
     for setting, path in (("oracle", agent_v2_oracle), ("wild", agent_v2_wild)):
@@ -120,7 +122,8 @@ def main(vos, dataset, split, scribbles, rounds, candidates, worst_candidates, c
         elif int(crossfit_folds) >= 2:
             dec = crossfit_decisions(episodes, folds=int(crossfit_folds), qa_epochs=qa_epochs, seed=seed,
                                      qa_members=qa_members, qa_features=features[qa_features],
-                                     qa_within=float(qa_within))
+                                     qa_within=float(qa_within), qa_dropout=float(qa_dropout),
+                                     qa_weight_decay=float(qa_weight_decay))
         else:
             dec = ranker_decisions(episodes, FeatureQuality(qa))
         net = train_ranker(dec, epochs=epochs, seed=seed, members=int(members) if int(members) > 1 else None)

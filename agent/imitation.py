@@ -65,17 +65,27 @@ class FeatureQANet(nn.Module):
     """(N, 4 F) inputs (:func:`qa_inputs` of the first ``features`` object features: F_OBJ without the
     image evidence, F_OBJ_IMG with it) -> (N,) predicted J&F in [0, 1]."""
 
-    def __init__(self, hidden: int = 64, features: int = F_OBJ) -> None:
+    def __init__(self, hidden: int = 64, features: int = F_OBJ, dropout: float = 0.0) -> None:
         super().__init__()
         if features not in (F_OBJ, F_OBJ_IMG):
             raise ValueError(f"features must be {F_OBJ} or {F_OBJ_IMG}, got {features}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.features = int(features)
+        #: dropout after each hidden ReLU while training (functional: no parameters, so the state_dict keys
+        #: and any checkpoint are the same with or without it; in eval mode it does nothing)
+        self.dropout = float(dropout)
         self.norm = Normalise(4 * features)
         self.mlp = nn.Sequential(nn.Linear(4 * features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                                  nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.mlp(self.norm(x))).squeeze(-1)
+        h = self.norm(x)
+        for layer in self.mlp:
+            h = layer(h)
+            if self.dropout > 0 and self.training and isinstance(layer, nn.ReLU):
+                h = nn.functional.dropout(h, self.dropout, training=True)
+        return torch.sigmoid(h).squeeze(-1)
 
 
 class RankNet(nn.Module):
@@ -120,12 +130,13 @@ class RankEnsemble(nn.Module):
 class FeatureQAEnsemble(nn.Module):
     """``members`` FeatureQANets trained alike from different seeds: the mean of their predictions."""
 
-    def __init__(self, members: int = 5, hidden: int = 64, features: int = F_OBJ) -> None:
+    def __init__(self, members: int = 5, hidden: int = 64, features: int = F_OBJ, dropout: float = 0.0) -> None:
         super().__init__()
         if members < 1:
             raise ValueError(f"an ensemble needs at least one member, got {members}")
         self.features = int(features)
-        self.members = nn.ModuleList(FeatureQANet(hidden, features) for _ in range(members))
+        self.dropout = float(dropout)
+        self.members = nn.ModuleList(FeatureQANet(hidden, features, dropout) for _ in range(members))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([m(x) for m in self.members]).mean(dim=0)
@@ -148,6 +159,7 @@ def save_checkpoint(net: nn.Module, path: str | Path, config: dict | None = None
         config.pop("members", None)
     if kind == "feature-qa":
         config["features"] = int(net.features)
+        config["dropout"] = float(net.dropout)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -180,7 +192,7 @@ def load_checkpoint(path: str | Path, kind: str, device: torch.device | str = "c
     if not isinstance(obj, dict) or obj.get("kind") != kind:
         raise ValueError(f"{path} is not a {kind} checkpoint (kind {obj.get('kind') if isinstance(obj, dict) else None})")
     config = obj.get("config", {})
-    args = {k: v for k, v in config.items() if k == "hidden" or (k == "features" and kind == "feature-qa")}
+    args = {k: v for k, v in config.items() if k == "hidden" or (k in ("features", "dropout") and kind == "feature-qa")}
     net = ENSEMBLES[kind](int(config["members"]), **args) if "members" in config else KINDS[kind](**args)
     net.load_state_dict(obj["state_dict"], strict=True)
     net.source = str(path)      # the run identity hashes the file (interaction.evaluate.parts_identity)
@@ -204,27 +216,29 @@ def qa_loss(pred: torch.Tensor, target: torch.Tensor, groups: torch.Tensor | Non
 
 def train_feature_qa(x: np.ndarray, y: np.ndarray, *, epochs: int = 60, lr: float = 3e-3, batch: int = 256,
                      seed: int = 0, hidden: int = 64, members: int | None = None, groups: np.ndarray | None = None,
-                     within: float = 0.0) -> FeatureQANet | FeatureQAEnsemble:
+                     within: float = 0.0, dropout: float = 0.0,
+                     weight_decay: float = 1e-5) -> FeatureQANet | FeatureQAEnsemble:
     """Fit a :class:`FeatureQANet` by MSE. x: (N, 4 F) float (F = F_OBJ or F_OBJ_IMG, from the width of x),
     y: (N,) true J&F in [0, 1]. ``members``: None, one net from ``seed``; M, a :class:`FeatureQAEnsemble` of
     M nets trained alike from seeds ``seed * M + i``. ``within`` > 0 with ``groups`` (N,) ints (the rows of
     one decision share a group): the loss adds ``within`` x the MSE of the predictions centred on their
-    group's mean against the targets centred alike (the within-video errors; batches hold whole groups)."""
+    group's mean against the targets centred alike (the within-video errors; batches hold whole groups).
+    ``dropout``: :class:`FeatureQANet`'s training dropout; ``weight_decay``: Adam's (L2 on all weights)."""
     features = int(np.asarray(x).shape[1]) // 4
     if members is not None:
-        ens = FeatureQAEnsemble(int(members), hidden, features)
+        ens = FeatureQAEnsemble(int(members), hidden, features, dropout)
         for i in range(int(members)):
             ens.members[i] = train_feature_qa(x, y, epochs=epochs, lr=lr, batch=batch,
                                               seed=int(seed) * int(members) + i, hidden=hidden, groups=groups,
-                                              within=within)
+                                              within=within, dropout=dropout, weight_decay=weight_decay)
         return ens.eval()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = FeatureQANet(hidden, features)
+    net = FeatureQANet(hidden, features, dropout)
     net.norm.fit(x)
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
     yt = torch.as_tensor(np.asarray(y, dtype=np.float32))
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-5)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     if within > 0:
         if groups is None or len(groups) != len(xt):
             raise ValueError("within > 0 needs groups, one per row of x")
@@ -472,19 +486,20 @@ def ranker_decisions(collected: Sequence[Sequence[dict]], qa: FeatureQuality | N
 
 def crossfit_decisions(collected: Sequence[Sequence[dict]], *, folds: int = 3, qa_epochs: int = 60,
                        seed: int = 0, qa_members: int | None = None, qa_features: int = F_OBJ,
-                       qa_within: float = 0.0) -> list[dict]:
+                       qa_within: float = 0.0, qa_dropout: float = 0.0, qa_weight_decay: float = 1e-5) -> list[dict]:
     """The wild training decisions of :func:`ranker_decisions` (same order), with the quality of each
     episode predicted by a feature QA model that did not see the episode's sequence: sequences sorted by
     name and dealt round robin into ``folds`` folds, one QA model per fold trained on the others
     (cross-fitting). In-sample predictions are closer to the truth than the loop's on unseen video, and a
     ranker trained on them learns to trust the QA more than it deserves. With a single sequence the QA
-    model is trained on all of it (in-sample). ``qa_epochs``, ``seed``, ``qa_members``, ``qa_within``: as
-    :func:`train_feature_qa`'s ``epochs``, ``seed``, ``members``, ``within``; ``qa_features``: as
-    :func:`qa_training_set`'s ``features``."""
+    model is trained on all of it (in-sample). ``qa_epochs``, ``seed``, ``qa_members``, ``qa_within``,
+    ``qa_dropout``, ``qa_weight_decay``: as :func:`train_feature_qa`'s ``epochs``, ``seed``, ``members``,
+    ``within``, ``dropout``, ``weight_decay``; ``qa_features``: as :func:`qa_training_set`'s ``features``."""
 
     def fit(episodes):
         return FeatureQuality(fit_feature_qa(episodes, features=qa_features, within=qa_within, epochs=qa_epochs,
-                                             seed=seed, members=qa_members))
+                                             seed=seed, members=qa_members, dropout=qa_dropout,
+                                             weight_decay=qa_weight_decay))
 
     seq = [str(e[0]["sequence"]) if e else "" for e in collected]
     names = sorted(set(seq))
@@ -526,8 +541,11 @@ def qa_training_set(collected: Sequence[Sequence[dict]], features: int = F_OBJ, 
 
 
 def fit_feature_qa(collected: Sequence[Sequence[dict]], *, features: int = F_OBJ, within: float = 0.0,
-                   epochs: int = 60, seed: int = 0, members: int | None = None) -> FeatureQANet | FeatureQAEnsemble:
+                   epochs: int = 60, seed: int = 0, members: int | None = None, dropout: float = 0.0,
+                   weight_decay: float = 1e-5) -> FeatureQANet | FeatureQAEnsemble:
     """The feature QA model (or ensemble) trained on collected episodes: :func:`qa_training_set` with
-    ``features``, then :func:`train_feature_qa` with ``within``, ``epochs``, ``seed``, ``members``."""
+    ``features``, then :func:`train_feature_qa` with ``within``, ``epochs``, ``seed``, ``members``,
+    ``dropout``, ``weight_decay``."""
     x, y, g = qa_training_set(collected, features, groups=True)
-    return train_feature_qa(x, y, epochs=epochs, seed=seed, members=members, groups=g, within=within)
+    return train_feature_qa(x, y, epochs=epochs, seed=seed, members=members, groups=g, within=within,
+                            dropout=dropout, weight_decay=weight_decay)

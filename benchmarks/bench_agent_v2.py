@@ -79,7 +79,8 @@ def collect(spec, samples, vos, work: Path, rounds: int, min_nb_nodes: int, n_ra
 
 
 def training_decisions(episodes, kind: str, qa, *, folds: int, qa_epochs: int, seed: int,
-                       qa_members: int | None, qa_features: int = F_OBJ, qa_within: float = 0.0) -> list[dict]:
+                       qa_members: int | None, qa_features: int = F_OBJ, qa_within: float = 0.0,
+                       qa_dropout: float = 0.0, qa_weight_decay: float = 1e-5) -> list[dict]:
     """The rankers' training decisions: ``oracle`` (ground-truth quality), ``in-sample`` (wild, the QA model
     trained on all of train) or ``crossfit`` (wild, agent.imitation.crossfit_decisions)."""
     if kind == "oracle":
@@ -87,12 +88,14 @@ def training_decisions(episodes, kind: str, qa, *, folds: int, qa_epochs: int, s
     if kind == "in-sample":
         return ranker_decisions(episodes, qa)
     return crossfit_decisions(episodes, folds=folds, qa_epochs=qa_epochs, seed=seed, qa_members=qa_members,
-                              qa_features=qa_features, qa_within=qa_within)
+                              qa_features=qa_features, qa_within=qa_within, qa_dropout=qa_dropout,
+                              qa_weight_decay=qa_weight_decay)
 
 
 def train_variant(episodes, setting: str, abl: str, qa, *, seed: int, wild_states: str, folds: int, qa_epochs: int,
                   qa_members: int | None, rank_epochs: int, members: int, cache: dict | None = None,
-                  qa_features: int = F_OBJ, qa_within: float = 0.0):
+                  qa_features: int = F_OBJ, qa_within: float = 0.0, qa_dropout: float = 0.0,
+                  qa_weight_decay: float = 1e-5):
     """The ranker (ensemble) of ``setting`` and ablation ``abl`` (:data:`ABLATIONS`) for one seed; ``qa``: the
     seed's feature QA model (wild states); ``cache``: the training decisions of this seed, by kind."""
     cache = {} if cache is None else cache
@@ -100,7 +103,8 @@ def train_variant(episodes, setting: str, abl: str, qa, *, seed: int, wild_state
         "crossfit" if abl == "crossfit-qa" or wild_states == "crossfit" else "in-sample")
     if kind not in cache:
         cache[kind] = training_decisions(episodes, kind, qa, folds=folds, qa_epochs=qa_epochs, seed=seed,
-                                         qa_members=qa_members, qa_features=qa_features, qa_within=qa_within)
+                                         qa_members=qa_members, qa_features=qa_features, qa_within=qa_within,
+                                         qa_dropout=qa_dropout, qa_weight_decay=qa_weight_decay)
     n = None if abl == "single-net" or members <= 1 else members
     return train_ranker(cache[kind], epochs=rank_epochs, seed=seed, keep=ABLATIONS[abl], members=n)
 
@@ -183,6 +187,8 @@ def main(argv=None) -> None:
                     "with the image evidence (image: agent.features.image_features)")
     ap.add_argument("--qa-within", type=float, default=0.0, help="weight of the feature QA model's within-video "
                     "loss (agent.imitation.train_feature_qa)")
+    ap.add_argument("--qa-dropout", type=float, default=0.0, help="the feature QA model's training dropout")
+    ap.add_argument("--qa-weight-decay", type=float, default=1e-5, help="the feature QA model's Adam weight decay")
     ap.add_argument("--members", type=int, default=3, help="rankers per ensemble (agent.imitation.RankEnsemble; "
                     "1: one RankNet)")
     ap.add_argument("--min-nb-nodes", type=int, default=4)
@@ -220,7 +226,8 @@ def main(argv=None) -> None:
         qa_path = sdir / "feature_qa.pt"
         if not qa_path.exists():
             save_checkpoint(fit_feature_qa(episodes, features=QA_FEATURES[a.qa_features], within=a.qa_within,
-                                           epochs=a.qa_epochs, seed=seed, members=qa_members), qa_path)
+                                           epochs=a.qa_epochs, seed=seed, members=qa_members, dropout=a.qa_dropout,
+                                           weight_decay=a.qa_weight_decay), qa_path)
         models[(seed, "qa")] = qa_path
         qa = FeatureQuality(load_checkpoint(qa_path, "feature-qa"))
         cache: dict[str, list[dict]] = {}   # the training decisions of this seed, by kind
@@ -233,7 +240,8 @@ def main(argv=None) -> None:
                     net = train_variant(episodes, setting, abl, qa, seed=seed, wild_states=a.wild_states,
                                         folds=a.crossfit_folds, qa_epochs=a.qa_epochs, qa_members=qa_members,
                                         rank_epochs=a.rank_epochs, members=a.members, cache=cache,
-                                        qa_features=QA_FEATURES[a.qa_features], qa_within=a.qa_within)
+                                        qa_features=QA_FEATURES[a.qa_features], qa_within=a.qa_within,
+                                        qa_dropout=a.qa_dropout, qa_weight_decay=a.qa_weight_decay)
                     save_checkpoint(net, path, {"setting": setting, "ablation": abl, "seed": seed})
                 models[(seed, f"{setting}/{abl}")] = path
     times["train"] = time.time() - t0

@@ -54,6 +54,8 @@ def main(argv=None) -> None:
                     help="the QA model's object features: from the probabilities only, or with the image evidence")
     ap.add_argument("--qa-within", type=float, default=0.0, help="weight of the within-video loss")
     ap.add_argument("--qa-members", type=int, default=1)
+    ap.add_argument("--qa-dropout", type=float, default=0.0, help="training dropout of the feature QA model")
+    ap.add_argument("--qa-weight-decay", type=float, default=1e-5, help="its Adam weight decay")
     ap.add_argument("--qa-epochs", type=int, default=60)
     ap.add_argument("--recompute", metavar="ROOT", help="recompute the image evidence of every decision from its "
                     "stored masks and the frames of the DAVIS-layout ROOT the episodes were collected on (to try a "
@@ -77,6 +79,7 @@ def main(argv=None) -> None:
         train = [eps[i] for i in range(n) if i not in test]
         x, y, g = qa_training_set(train, nf, groups=True)
         qa = FeatureQuality(train_feature_qa(x, y, epochs=a.qa_epochs, seed=0, groups=g, within=a.qa_within,
+                                             dropout=a.qa_dropout, weight_decay=a.qa_weight_decay,
                                              members=a.qa_members if a.qa_members > 1 else None))
         for i in test:
             for d in eps[i]:
@@ -96,7 +99,8 @@ def main(argv=None) -> None:
             regret["best"].append(g.max())
     P = np.concatenate([p for p, _ in qa_pooled]); G = np.concatenate([g for _, g in qa_pooled])
     print(f"{root}: {n} episodes, {sum(len(e) for e in eps)} decisions, 3-fold by sequence")
-    print(f"QA (feature model, {a.qa_features}, within {a.qa_within:g}, {a.qa_members} members): pooled r "
+    print(f"QA (feature model, {a.qa_features}, within {a.qa_within:g}, dropout {a.qa_dropout:g}, weight decay "
+          f"{a.qa_weight_decay:g}, {a.qa_members} members): pooled r "
           f"{np.corrcoef(P, G)[0,1]:.3f}, mean within-video r {np.nanmean(qa_within):.3f}, MAE {np.abs(P-G).mean():.3f}, "
           f"predicted worst not annotated among the true worst 20 % {np.mean(worst20):.0%}")
     for k, v in regret.items() if not a.qa_only else []:

@@ -106,3 +106,39 @@ def test_image_qa_model_round_trip_and_reads_the_frames(tmp_path):
         assert "image" in str(e)
     else:
         raise AssertionError("a model with image evidence must refuse features without it")
+
+
+def test_feature_qa_dropout_only_while_training_and_weight_decay(tmp_path):
+    from agent.features import F_OBJ as F
+    from agent.imitation import FeatureQANet, checkpoint_config
+
+    torch.manual_seed(0)
+    net = FeatureQANet(hidden=16, features=F, dropout=0.5)
+    x = torch.randn(7, 4 * F)
+    lin = [m for m in net.mlp if isinstance(m, torch.nn.Linear)]
+    # by hand: sigmoid(L3 relu(L2 relu(L1 norm(x)))), no dropout in eval mode
+    h = torch.relu(lin[0](net.norm(x)))
+    by_hand = torch.sigmoid(lin[2](torch.relu(lin[1](h)))).squeeze(-1)
+    net.eval()
+    torch.testing.assert_close(net(x), by_hand)
+    net.train()
+    a, b = net(x), net(x)
+    assert not torch.allclose(a, b), "training dropout must draw new masks"
+    assert not torch.allclose(a, by_hand)
+    # the same weights in a net without dropout: equal in both modes
+    plain = FeatureQANet(hidden=16, features=F)
+    plain.load_state_dict(net.state_dict())
+    torch.testing.assert_close(plain.train()(x), by_hand)
+    # the option travels with the checkpoint; the keys are those of a net without dropout
+    rng = np.random.default_rng(1)
+    xs, ys = rng.normal(size=(300, 4 * F)).astype(np.float32), rng.random(300).astype(np.float32)
+    ens = train_feature_qa(xs, ys, epochs=2, members=2, dropout=0.3)
+    save_checkpoint(ens, tmp_path / "qa.pt")
+    assert checkpoint_config(tmp_path / "qa.pt")[1]["dropout"] == 0.3
+    back = load_checkpoint(tmp_path / "qa.pt", "feature-qa")
+    assert all(m.dropout == 0.3 for m in back.members) and not back.training
+    torch.testing.assert_close(back(torch.as_tensor(xs)), ens(torch.as_tensor(xs)))
+    # weight decay shrinks the weights (Adam's L2 term), same seed and data
+    norm = {wd: sum(float((p.detach() ** 2).sum()) for n, p in train_feature_qa(xs, ys, epochs=5, weight_decay=wd)
+                    .named_parameters() if "weight" in n) for wd in (0.0, 0.5)}
+    assert norm[0.5] < 0.8 * norm[0.0], norm

@@ -75,7 +75,7 @@ def main(argv=None) -> None:
     folds = [[i for i, q in enumerate(seq_of) if fold_of[q] == k] for k in range(3)]
     regret = {"ranker": [], "worst-gt": [], "random": [], "best": []}
     qa_pooled, qa_within, worst20 = [], [], []
-    for k, test in enumerate(folds):
+    for test in folds:
         train = [eps[i] for i in range(n) if i not in test]
         x, y, g = qa_training_set(train, nf, groups=True)
         qa = FeatureQuality(train_feature_qa(x, y, epochs=a.qa_epochs, seed=0, groups=g, within=a.qa_within,
@@ -83,13 +83,15 @@ def main(argv=None) -> None:
                                              members=a.qa_members if a.qa_members > 1 else None))
         for i in test:
             for d in eps[i]:
-                p = qa.predict(d["obj_feats"]).mean(1); g = d["gt_quality"]
-                qa_pooled.append((p, g)); qa_within.append(np.corrcoef(p, g)[0, 1] if g.std() > 0 else np.nan)
+                p = qa.predict(d["obj_feats"]).mean(1)
+                g = d["gt_quality"]
+                qa_pooled.append((p, g))
+                qa_within.append(np.corrcoef(p, g)[0, 1] if g.std() > 0 else np.nan)
                 worst20.append(float(g[int(np.argmin(p + 10 * (d["counts"] > 0)))] <= np.quantile(g, 0.2)))
         if a.qa_only:
             continue
         net = train_ranker(ranker_decisions(train), epochs=30, seed=0)
-        for d, raw in zip(ranker_decisions([eps[i] for i in test]), [r for i in test for r in eps[i]]):
+        for d, raw in zip(ranker_decisions([eps[i] for i in test]), [r for i in test for r in eps[i]], strict=True):
             with torch.no_grad():
                 sc = net(torch.as_tensor(d["state"])[None])[0].numpy()
             c, g = d["candidates"], d["gains"]
@@ -97,7 +99,8 @@ def main(argv=None) -> None:
             regret["worst-gt"].append(g.max() - g[np.argmin(raw["gt_quality"][c] + 10 * (raw["counts"][c] > 0))])
             regret["random"].append(g.max() - g.mean())
             regret["best"].append(g.max())
-    P = np.concatenate([p for p, _ in qa_pooled]); G = np.concatenate([g for _, g in qa_pooled])
+    P = np.concatenate([p for p, _ in qa_pooled])
+    G = np.concatenate([g for _, g in qa_pooled])
     print(f"{root}: {n} episodes, {sum(len(e) for e in eps)} decisions, 3-fold by sequence")
     print(f"QA (feature model, {a.qa_features}, within {a.qa_within:g}, dropout {a.qa_dropout:g}, weight decay "
           f"{a.qa_weight_decay:g}, {a.qa_members} members): pooled r "

@@ -42,12 +42,12 @@ def config():
     crossfit_folds = 0       # wild ranker's states: 0, the QA model's predictions on train (in-sample); N >= 2,
                              # from models that did not see the sequence, N folds (agent.imitation.crossfit_decisions)
     members = 3              # rankers per setting, from seeds seed*members+i, averaged (agent.imitation.RankEnsemble)
-    qa_epochs = 60           # feature QA model epochs
+    qa_epochs = 120          # feature QA model epochs
     qa_members = 5           # feature QA models, from seeds seed*qa_members+i, averaged (FeatureQAEnsemble)
-    qa_features = "probs"    # the feature QA model's object features: "probs" (from the backend's probabilities)
-                             # or "image" (also the frames' evidence, agent.features.image_features)
+    qa_features = "image"    # the feature QA model's object features: "image" (the backend's probabilities and the
+                             # frames' evidence, agent.features.image_features) or "probs" (the probabilities only)
     qa_within = 0.0          # weight of its within-video loss (agent.imitation.train_feature_qa)
-    qa_dropout = 0.0         # its training dropout after each hidden layer
+    qa_dropout = 0.5         # its training dropout after each hidden layer
     qa_weight_decay = 1e-5   # its Adam weight decay
     device = "auto"          # the backend's device (the v2 nets are tiny and train on the CPU)
     threads = 1              # torch CPU threads

@@ -174,7 +174,7 @@ def main(argv=None) -> None:
     ap.add_argument("--horizon", type=int, default=2)
     ap.add_argument("--beam-grid", type=int, default=4)
     ap.add_argument("--beam-worst", type=int, default=2)
-    ap.add_argument("--qa-epochs", type=int, default=60)
+    ap.add_argument("--qa-epochs", type=int, default=120)
     ap.add_argument("--rank-epochs", type=int, default=30)
     ap.add_argument("--wild-states", default="in-sample", choices=["in-sample", "crossfit"],
                     help="the wild ranker's training states: the QA model trained on all of train predicts them "
@@ -182,12 +182,12 @@ def main(argv=None) -> None:
     ap.add_argument("--crossfit-folds", type=int, default=3, help="folds by sequence of the cross-fitted states")
     ap.add_argument("--qa-members", type=int, default=5, help="feature QA models per ensemble "
                     "(agent.imitation.FeatureQAEnsemble; 1: one FeatureQANet)")
-    ap.add_argument("--qa-features", default="probs", choices=sorted(QA_FEATURES),
+    ap.add_argument("--qa-features", default="image", choices=sorted(QA_FEATURES),
                     help="the feature QA model's object features: from the backend's probabilities only (probs) or "
                     "with the image evidence (image: agent.features.image_features)")
     ap.add_argument("--qa-within", type=float, default=0.0, help="weight of the feature QA model's within-video "
                     "loss (agent.imitation.train_feature_qa)")
-    ap.add_argument("--qa-dropout", type=float, default=0.0, help="the feature QA model's training dropout")
+    ap.add_argument("--qa-dropout", type=float, default=0.5, help="the feature QA model's training dropout")
     ap.add_argument("--qa-weight-decay", type=float, default=1e-5, help="the feature QA model's Adam weight decay")
     ap.add_argument("--members", type=int, default=3, help="rankers per ensemble (agent.imitation.RankEnsemble; "
                     "1: one RankNet)")

@@ -74,14 +74,17 @@ def test_training_writes_the_benchmarks_seed_0_weights(work):
     import importlib.util
     import pickle
 
-    from agent.imitation import qa_training_set, train_feature_qa
+    from agent.features import QA_FEATURES
+    from agent.imitation import fit_feature_qa
 
     spec = importlib.util.spec_from_file_location("bench_agent_v2", Path(__file__).resolve().parents[1] / "benchmarks"
                                                   / "bench_agent_v2.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     episodes = [pickle.loads(p.read_bytes()) for p in sorted((work / "train" / "agent_v2_decisions").glob("*.pkl"))]
-    qa = train_feature_qa(*qa_training_set(episodes), epochs=TRAIN["qa_epochs"], seed=0, members=5)
+    # the benchmark's defaults: --qa-features image --qa-dropout 0.5 --qa-members 5
+    qa = fit_feature_qa(episodes, features=QA_FEATURES["image"], epochs=TRAIN["qa_epochs"], seed=0, members=5,
+                        dropout=0.5)
     saved = torch.load(work / "weights" / "feature_qa.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(saved[k], v) for k, v in qa.state_dict().items())
     for setting in ("oracle", "wild"):

@@ -14,7 +14,8 @@
    linspace read no quality: their wild runs are their oracle runs (same frames, same masks).
    Prints round-AUC x100 mean +- std over seeds, the QA's in-loop figures and an ablation of ours.
 
-Scratch and results under ``--work``; every evaluation resumes sample by sample.
+Scratch and results under ``--work``; every evaluation resumes sample by sample; ``table.json`` there gathers
+the figures of every run in that folder (a run adds or replaces its own rows only).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ from agent.imitation import (  # noqa: E402
 )
 from agent.lookahead import BackendTap  # noqa: E402
 from agent.selection import BeamSelector, GreedySelector, LinspaceSelector, RandomSelector, WorstSelector  # noqa: E402
+from core.io import atomic_write_text  # noqa: E402
 from datasets import davis_compat as dc  # noqa: E402
 from datasets.layout import resolve  # noqa: E402
 from interaction.evaluate import samples_of  # noqa: E402
@@ -322,7 +324,24 @@ def main(argv=None) -> None:
     print("rank: mean ground-truth rank of the recommended frame / (T - 1), 0 = the worst frame; worst20%: share of "
           "recommended frames among the true worst 20% of the video; QA r: Pearson of predicted vs true per-frame "
           "J&F in the loop (pooled over samples and rounds; mean within a video and round)")
-    (work / "table.json").write_text(json.dumps(table, indent=1))
+    merge_table(work / "table.json", table)
+
+
+def merge_table(path: Path, rows: dict) -> dict:
+    """Write ``rows`` ({"setting/method": figures}) into the JSON table at ``path``, atomically, keeping the
+    rows of earlier runs in the same --work that this run did not evaluate (a run of another setting or
+    method adds to the table, it does not replace it); returns the merged table."""
+    path = Path(path)
+    table = {}
+    if path.exists():
+        try:
+            table = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"{path} is not valid JSON ({e}): delete it (the results under "
+                             f"{path.parent / 'results'} are kept and the next run writes it again)") from None
+    table.update(rows)
+    atomic_write_text(path, json.dumps(table, indent=1))
+    return table
 
 
 if __name__ == "__main__":

@@ -188,3 +188,22 @@ def test_with_paper_is_the_named_config():
     run = ex.run("print_config", named_configs=["paper"], options={"--loglevel": "ERROR"})
     assert run.config["paper"] is True and run.config["agent"] == "published"
     assert run.config["agent_weights"].endswith("agent.pt")
+
+
+def test_benchmark_table_keeps_the_rows_of_earlier_runs(tmp_path):
+    """A run of another setting in the same --work adds its rows to table.json; a row it evaluates again is
+    replaced; a corrupt table is an error naming the file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_agent_v2", Path(__file__).resolve().parents[1] / "benchmarks"
+                                                  / "bench_agent_v2.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    path = tmp_path / "table.json"
+    bench.merge_table(path, {"wild/worst": {"auc": [54.0]}, "wild/ours": {"auc": [56.0]}})
+    bench.merge_table(path, {"oracle/ours": {"auc": [58.0]}, "wild/ours": {"auc": [57.0]}})
+    assert json.loads(path.read_text()) == {"wild/worst": {"auc": [54.0]}, "wild/ours": {"auc": [57.0]},
+                                            "oracle/ours": {"auc": [58.0]}}
+    path.write_text("{not json")
+    with pytest.raises(SystemExit, match="table.json is not valid JSON"):
+        bench.merge_table(path, {"oracle/ours": {"auc": [58.0]}})

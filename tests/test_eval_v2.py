@@ -47,6 +47,17 @@ def _summary(work: Path, setting: str, method: str) -> dict:
     return json.loads((work / "results" / "classic" / setting / "synthetic" / method / "summary.json").read_text())
 
 
+def _bench_module():
+    """benchmarks/bench_agent_v2.py as a module (benchmarks/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_agent_v2", Path(__file__).resolve().parents[1] / "benchmarks"
+                                                  / "bench_agent_v2.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     """2 train sequences, 1 val sequence (3 initial scribbles) of 6 frames at 48x80; the v2 agent
@@ -71,16 +82,12 @@ def test_training_writes_one_ranker_per_setting_and_the_feature_qa(work):
 
 def test_training_writes_the_benchmarks_seed_0_weights(work):
     """train_agent_v2.py and benchmarks/bench_agent_v2.py train with the same calls: the same files."""
-    import importlib.util
     import pickle
 
     from agent.features import QA_FEATURES
     from agent.imitation import fit_feature_qa
 
-    spec = importlib.util.spec_from_file_location("bench_agent_v2", Path(__file__).resolve().parents[1] / "benchmarks"
-                                                  / "bench_agent_v2.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _bench_module()
     episodes = [pickle.loads(p.read_bytes()) for p in sorted((work / "train" / "agent_v2_decisions").glob("*.pkl"))]
     # the benchmark's defaults: --qa-features image --qa-dropout 0.5 --qa-members 5
     qa = fit_feature_qa(episodes, features=QA_FEATURES["image"], epochs=TRAIN["qa_epochs"], seed=0, members=5,
@@ -193,12 +200,7 @@ def test_with_paper_is_the_named_config():
 def test_benchmark_table_keeps_the_rows_of_earlier_runs(tmp_path):
     """A run of another setting in the same --work adds its rows to table.json; a row it evaluates again is
     replaced; a corrupt table is an error naming the file."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_agent_v2", Path(__file__).resolve().parents[1] / "benchmarks"
-                                                  / "bench_agent_v2.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _bench_module()
     path = tmp_path / "table.json"
     bench.merge_table(path, {"wild/worst": {"auc": [54.0]}, "wild/ours": {"auc": [56.0]}})
     bench.merge_table(path, {"oracle/ours": {"auc": [58.0]}, "wild/ours": {"auc": [57.0]}})
